@@ -1,0 +1,47 @@
+"""Writing run outputs so that a crash never leaves a half-written file behind."""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def atomic_output(path: str) -> Iterator[str]:
+  """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
+
+  The rename is atomic on POSIX file systems, so readers see the old file or the new one,
+  never a partial one. On error the temporary file is removed and ``path`` is untouched.
+  """
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  suffix = os.path.splitext(path)[1]
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+  with atomic_output(path) as tmp, open(tmp, "w") as f:
+    f.write(text)
+
+
+def write_json(path: str, obj) -> None:
+  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str, records: list[dict]) -> None:
+  write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def read_jsonl(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,119 @@
+"""CIFAR-style ResNets (He et al., 2016, as commonly adapted to 32x32 inputs).
+
+Stem: conv3x3 64, stride 1, no bias -> BN -> ReLU, and no max-pool, so a 32x32
+image stays 32x32 in the first stage. Four stages of widths 64/128/256/512
+(times the block's expansion), the first block of stages 2-4 striding by 2.
+Head: global average pooling -> Dense. With 10 classes the parameter counts
+(BN scale/bias included, running statistics excluded) are those of the usual
+PyTorch CIFAR ResNets: ResNet-18 11,173,962; ResNet-34 21,282,122;
+ResNet-50 23,520,842.
+"""
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxsel.models import layers
+
+
+def _conv_bn(x, features, kernel, strides, impl, train, mask):
+  """conv (no bias, BN follows) -> BN. Must be called inside a compact method."""
+  x = layers.Conv(features, (kernel, kernel), strides, kernel // 2,
+                  use_bias=False, impl=impl)(x)
+  return layers.BatchNorm()(x, use_running_average=not train, mask=mask)
+
+
+def _shortcut(x, features, strides, impl, train, mask):
+  """Identity, or a strided 1x1 conv + BN where the shape changes."""
+  if strides == 1 and x.shape[-1] == features:
+    return x
+  return _conv_bn(x, features, 1, strides, impl, train, mask)
+
+
+class BasicBlock(nn.Module):
+  """conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU. Output: features."""
+  features: int
+  strides: int = 1
+  conv_impl: str = 'auto'
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x, *, train: bool, mask=None):
+    """x: [B, H, W, Cin] -> [B, H/strides, W/strides, features]."""
+    y = _conv_bn(x, self.features, 3, self.strides, self.conv_impl, train, mask)
+    y = _conv_bn(nn.relu(y), self.features, 3, 1, self.conv_impl, train, mask)
+    shortcut = _shortcut(x, self.features, self.strides, self.conv_impl, train,
+                         mask)
+    return nn.relu(y + shortcut)
+
+
+class Bottleneck(nn.Module):
+  """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1(4x)-BN, shortcut, ReLU.
+
+  The stride sits on the 3x3 conv, as in torchvision ("ResNet v1.5").
+  Output: 4 * features channels.
+  """
+  features: int
+  strides: int = 1
+  conv_impl: str = 'auto'
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x, *, train: bool, mask=None):
+    """x: [B, H, W, Cin] -> [B, H/strides, W/strides, 4 * features]."""
+    out = self.features * self.expansion
+    y = _conv_bn(x, self.features, 1, 1, self.conv_impl, train, mask)
+    y = _conv_bn(nn.relu(y), self.features, 3, self.strides, self.conv_impl,
+                 train, mask)
+    y = _conv_bn(nn.relu(y), out, 1, 1, self.conv_impl, train, mask)
+    shortcut = _shortcut(x, out, self.strides, self.conv_impl, train, mask)
+    return nn.relu(y + shortcut)
+
+
+class ResNet(nn.Module):
+  """CIFAR ResNet.
+
+  Attributes:
+    stage_sizes: number of blocks in each of the four stages.
+    block_cls: BasicBlock or Bottleneck.
+    num_classes: number of logits.
+    num_filters: width of the stem and first stage; stage i has
+      num_filters * 2**i (times the block expansion).
+    conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
+  """
+  stage_sizes: Sequence[int]
+  block_cls: Any
+  num_classes: int
+  num_filters: int = 64
+  conv_impl: str = 'auto'
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
+               return_features: bool = False):
+    """x: [B, H, W, C] -> logits [B, num_classes] (and features [B, D]).
+
+    ``mask`` [B] keeps padding rows out of every BatchNorm's statistics.
+    """
+    impl = layers.resolve_conv_impl(self.conv_impl)
+    x = x.astype(jnp.float32)
+    x = nn.relu(_conv_bn(x, self.num_filters, 3, 1, impl, train, mask))
+    for stage, num_blocks in enumerate(self.stage_sizes):
+      for block in range(num_blocks):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = self.block_cls(self.num_filters * 2**stage, strides,
+                           conv_impl=impl)(x, train=train, mask=mask)
+    features = layers.global_avg_pool(x)
+    logits = layers.Dense(self.num_classes)(features)
+    return (logits, features) if return_features else logits
+
+
+ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),
+                             block_cls=BasicBlock)
+ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
+                             block_cls=BasicBlock)
+ResNet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3),
+                             block_cls=Bottleneck)

@@ -1,0 +1,226 @@
+"""Host-only matplotlib figures: reliability diagrams, training curves, score histograms.
+
+Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas rather than through
+``pyplot``, so this module touches no global plotting state, needs no display and is safe
+to call from any thread. Core modules never import it.
+
+Every figure is written atomically: it is saved to a temporary file in the destination
+directory and then renamed over the final path, so a reader never sees a half-written
+image and an interrupted run leaves no partial file under the final name.
+"""
+
+from collections.abc import Mapping, Sequence
+import math
+import os
+import tempfile
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+import numpy as np
+
+
+def _new_figure(width: float, height: float) -> Figure:
+  figure = Figure(figsize=(width, height), layout="constrained")
+  FigureCanvasAgg(figure)
+  return figure
+
+
+def _save_atomically(figure: Figure, path: str | os.PathLike, *, dpi: int = 120) -> str:
+  """Saves ``figure`` to ``path`` via a temporary file in the same directory."""
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  # Same directory, so os.replace is a rename within one file system (atomic on POSIX).
+  suffix = os.path.splitext(path)[1] or ".png"
+  file_format = suffix[1:].lower()
+  fd, temp_path = tempfile.mkstemp(
+      dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix
+  )
+  try:
+    with os.fdopen(fd, "wb") as f:
+      figure.savefig(f, format=file_format, dpi=dpi)
+    os.replace(temp_path, path)
+  except BaseException:
+    if os.path.exists(temp_path):
+      os.remove(temp_path)
+    raise
+  return path
+
+
+def reliability_diagram(
+    diagram_data: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    ece: float | None = None,
+) -> str:
+  """Accuracy per confidence bin against the diagonal, with a count histogram below.
+
+  Args:
+    diagram_data: output of ``metrics.reliability_diagram_data`` (per-bin
+      ``bin_lower``, ``bin_upper``, ``count``, ``accuracy``, ``confidence``).
+    path: destination image; the format follows the extension (PNG if none).
+    title: optional axes title.
+    ece: optional ECE as a fraction in [0, 1]; shown in percent in the legend.
+
+  Returns:
+    The path written.
+  """
+  lower = np.asarray(diagram_data["bin_lower"], np.float64)
+  upper = np.asarray(diagram_data["bin_upper"], np.float64)
+  count = np.asarray(diagram_data["count"], np.float64)
+  accuracy = np.asarray(diagram_data["accuracy"], np.float64)
+  confidence = np.asarray(diagram_data["confidence"], np.float64)
+  width = upper - lower
+  occupied = count > 0
+
+  figure = _new_figure(5.0, 6.0)
+  top, bottom = figure.subplots(
+      2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+  )
+
+  top.bar(
+      lower[occupied],
+      accuracy[occupied],
+      width=width[occupied],
+      align="edge",
+      color="tab:blue",
+      edgecolor="black",
+      linewidth=0.5,
+      label="accuracy",
+  )
+  # Shaded from acc_b up or down to conf_b: shading above an accuracy bar is
+  # over-confidence, shading inside it under-confidence.
+  gap_bottom = np.minimum(accuracy, confidence)[occupied]
+  gap_height = np.abs(confidence - accuracy)[occupied]
+  top.bar(
+      lower[occupied],
+      gap_height,
+      bottom=gap_bottom,
+      width=width[occupied],
+      align="edge",
+      color="tab:red",
+      alpha=0.3,
+      edgecolor="tab:red",
+      hatch="//",
+      linewidth=0.5,
+      label="gap to confidence",
+  )
+  top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+  if ece is not None:
+    # An invisible handle puts the ECE in the legend next to what it summarises.
+    top.plot([], [], linestyle="none", label=f"ECE = {100 * float(ece):.2f}%")
+  top.set_xlim(0, 1)
+  top.set_ylim(0, 1)
+  top.set_ylabel("accuracy")
+  top.legend(loc="upper left", fontsize="small")
+  if title:
+    top.set_title(title)
+
+  bottom.bar(
+      lower,
+      count,
+      width=width,
+      align="edge",
+      color="gray",
+      edgecolor="black",
+      linewidth=0.5,
+  )
+  bottom.set_xlabel("confidence")
+  bottom.set_ylabel("count")
+  return _save_atomically(figure, path)
+
+
+def _finite_series(
+    records: Sequence[Mapping[str, Any]], key: str
+) -> tuple[np.ndarray, np.ndarray]:
+  """(epoch, value) of the records holding a finite number under ``key``.
+
+  The x value is the record's ``epoch`` if present, else its position in ``records``.
+  """
+  xs, ys = [], []
+  for position, record in enumerate(records):
+    value = record.get(key)
+    if value is None:
+      continue
+    try:
+      value = float(value)
+    except (TypeError, ValueError):
+      continue
+    if not math.isfinite(value):
+      continue
+    xs.append(float(record.get("epoch", position)))
+    ys.append(value)
+  return np.asarray(xs), np.asarray(ys)
+
+
+def training_curves(
+    records: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    keys: Sequence[str] = ("train_loss", "val_accuracy", "val_ece"),
+) -> str:
+  """Small multiples, one panel per key, of metric value against epoch.
+
+  Args:
+    records: metrics.jsonl-style dicts, e.g. ``{"epoch": 3, "train_loss": 0.4, ...}``.
+      Keys absent from every record are skipped, as are missing or non-finite values.
+    path: destination image.
+    keys: metrics to plot, in panel order.
+
+  Returns:
+    The path written.
+  """
+  series = {key: _finite_series(records, key) for key in keys}
+  series = {key: xy for key, xy in series.items() if xy[0].size}
+
+  num_panels = max(len(series), 1)
+  figure = _new_figure(3.2 * num_panels, 2.8)
+  axes = figure.subplots(1, num_panels, squeeze=False)[0]
+  if not series:
+    axes[0].text(0.5, 0.5, "no data", ha="center", va="center")
+    axes[0].set_axis_off()
+  for ax, (key, (xs, ys)) in zip(axes, series.items()):
+    ax.plot(xs, ys, marker="o" if xs.size < 30 else None, markersize=3)
+    ax.set_title(key)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+  return _save_atomically(figure, path)
+
+
+def score_histogram(
+    scores: Any,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    bins: int = 50,
+) -> str:
+  """Histogram of a per-example score table (any shape; flattened).
+
+  Non-finite scores (e.g. never-scored examples stored as NaN) are left out of the
+  histogram and their number is noted on the figure.
+
+  Returns:
+    The path written.
+  """
+  values = np.asarray(scores, np.float64).ravel()
+  finite = np.isfinite(values)
+  shown = values[finite]
+
+  figure = _new_figure(5.0, 3.5)
+  ax = figure.subplots()
+  if shown.size:
+    ax.hist(shown, bins=bins, color="tab:blue", edgecolor="black", linewidth=0.3)
+  ax.set_xlabel("score")
+  ax.set_ylabel("examples")
+  note = f"n = {shown.size}"
+  if shown.size != values.size:
+    note += f", {values.size - shown.size} non-finite omitted"
+  ax.text(
+      0.98, 0.95, note, transform=ax.transAxes, ha="right", va="top",
+      fontsize="small",
+  )
+  if title:
+    ax.set_title(title)
+  return _save_atomically(figure, path)

@@ -1,0 +1,192 @@
+"""Pure, jitted training and evaluation steps.
+
+The unit of work handed to the device is a *chunk*: ``steps_per_chunk`` batches of example
+ids run as one ``lax.scan``. The dataset stays on the device and batches are gathered inside
+jit, so an epoch is a handful of asynchronous calls with no host synchronisation, and every
+call has the same shapes whatever the size of the index set (see ``data/iterators.py``).
+Steps whose mask is all False (padding at the end of an epoch) are skipped with
+``lax.cond``, so they neither update parameters nor advance the optimizer's step count.
+"""
+
+import collections
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsel import metrics
+from jaxsel.state import TrainState
+
+Batch = dict[str, jax.Array]
+# (trackers, batch, logits, epoch) -> trackers; the seam for per-example statistics.
+TrackerUpdate = Callable[[Any, Batch, jax.Array, jax.Array], Any]
+
+
+def no_trackers(trackers, batch, logits, epoch):
+  del batch, logits, epoch
+  return trackers
+
+
+def gather_batch(data: Batch, example_ids: jax.Array, mask: jax.Array) -> Batch:
+  """Rows ``example_ids`` of the device-resident ``data`` ({'inputs', 'labels'})."""
+  return {
+      "inputs": jnp.take(data["inputs"], example_ids, axis=0),
+      "labels": jnp.take(data["labels"], example_ids, axis=0),
+      "example_ids": example_ids,
+      "mask": mask,
+  }
+
+
+def _variables(state: TrainState, params) -> dict:
+  if state.batch_stats:
+    return {"params": params, "batch_stats": state.batch_stats}
+  return {"params": params}
+
+
+def _train_sums(per_example_loss, logits, batch) -> dict[str, jax.Array]:
+  weights = batch["mask"].astype(jnp.float32)
+  correct = (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
+  return {
+      "loss": jnp.sum(per_example_loss * weights),
+      "correct": jnp.sum(correct * weights),
+      "count": jnp.sum(weights),
+  }
+
+
+def empty_train_sums() -> dict[str, jax.Array]:
+  return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+
+
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    epoch: jax.Array,
+    *,
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    learning_rate_fn: optax.Schedule,
+    schedule_unit: str,
+    update_trackers: TrackerUpdate = no_trackers,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on the masked mean of the per-example loss.
+
+  The loss is divided by the number of real examples, not the batch size, so a padded
+  final batch weighs its examples like any other batch does.
+  """
+  dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+  def objective(params):
+    outputs, new_model_state = state.apply_fn(
+        _variables(state, params), batch["inputs"], train=True, mask=batch["mask"],
+        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    per_example = loss_fn(outputs, batch["labels"])
+    weights = batch["mask"].astype(jnp.float32)
+    loss = jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    return loss, (outputs, per_example, new_model_state)
+
+  grads, (logits, per_example, new_model_state) = jax.grad(objective, has_aux=True)(
+      state.params)
+  position = epoch if schedule_unit == "epoch" else state.step
+  hyperparams = dict(state.opt_state.hyperparams,
+                     learning_rate=learning_rate_fn(position))
+  state = state.replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
+  state = state.apply_gradients(
+      grads=grads,
+      batch_stats=new_model_state.get("batch_stats", state.batch_stats),
+      trackers=update_trackers(state.trackers, batch, logits, epoch),
+  )
+  return state, _train_sums(per_example, logits, batch)
+
+
+def train_chunk(state, data, example_ids, mask, epoch, *, step_fn):
+  """Runs ``step_fn`` over ``example_ids: [S, B]``, skipping all-padding steps."""
+
+  def body(carry, xs):
+    state, sums = carry
+    ids, step_mask = xs
+    batch = gather_batch(data, ids, step_mask)
+    state, step_sums = jax.lax.cond(
+        jnp.any(step_mask),
+        lambda s: step_fn(s, batch, epoch),
+        lambda s: (s, empty_train_sums()),
+        state)
+    return (state, jax.tree.map(jnp.add, sums, step_sums)), None
+
+  (state, sums), _ = jax.lax.scan(body, (state, empty_train_sums()), (example_ids, mask))
+  return state, sums
+
+
+def predict(state: TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
+  """Eval-mode logits (BatchNorm running averages, no dropout)."""
+  return state.apply_fn(_variables(state, state.params), inputs, train=False, mask=mask)
+
+
+def eval_chunk(state, data, example_ids, mask, *, num_bins, reference_binning):
+  """Accuracy / NLL / Brier / calibration sums over ``example_ids: [S, B]``."""
+
+  def body(sums, xs):
+    ids, step_mask = xs
+    batch = gather_batch(data, ids, step_mask)
+    logits = predict(state, batch["inputs"], step_mask)
+    step_sums = metrics.calibration_sums(
+        logits, batch["labels"], step_mask, num_bins=num_bins,
+        reference_binning=reference_binning)
+    return jax.tree.map(jnp.add, sums, step_sums), None
+
+  sums, _ = jax.lax.scan(body, metrics.empty_sums(num_bins), (example_ids, mask))
+  return sums
+
+
+# Python-side trace counts of the jitted functions below, keyed by name. A function is
+# traced again only when it is about to recompile, so tests use this to prove that a
+# change of subset size costs no compilation.
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+
+def _counting_traces(name: str, fn):
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    TRACE_COUNTS[name] += 1
+    return fn(*args, **kwargs)
+  return traced
+
+
+def jit_train_chunk(step_fn, *, name: str = "train_chunk"):
+  """``(state, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is donated."""
+  fn = functools.partial(train_chunk, step_fn=step_fn)
+  return jax.jit(_counting_traces(name, fn), donate_argnums=0)
+
+
+def jit_eval_chunk(*, num_bins: int, reference_binning: bool, name: str = "eval_chunk"):
+  """``(state, data, ids, mask) -> CalibrationSums``, jitted."""
+  fn = functools.partial(eval_chunk, num_bins=num_bins, reference_binning=reference_binning)
+  return jax.jit(_counting_traces(name, fn))
+
+
+class CompileClock:
+  """Seconds JAX has spent tracing, lowering and compiling since the process started.
+
+  Read it before and after a region and subtract, so timings can exclude compilation
+  without a separate warm-up run.
+  """
+
+  _EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+             "/jax/core/compile/jaxpr_to_mlir_module_duration",
+             "/jax/core/compile/backend_compile_duration")
+  _seconds = 0.0
+  _registered = False
+
+  @classmethod
+  def _listen(cls, event, duration, **kwargs):
+    del kwargs
+    if event in cls._EVENTS:
+      cls._seconds += duration
+
+  @classmethod
+  def seconds(cls) -> float:
+    if not cls._registered:
+      jax.monitoring.register_event_duration_secs_listener(cls._listen)
+      cls._registered = True
+    return cls._seconds

@@ -1,0 +1,40 @@
+"""Shared fixtures: one prepared MNIST-1D for the whole session, tiny run configs."""
+
+import pytest
+
+from configs import default
+from jaxsel import data
+
+
+@pytest.fixture(scope="session")
+def mnist1d_dir(tmp_path_factory) -> str:
+  """A TFDS data dir with mnist1d (standard, 4,000 / 1,000) prepared once (~3 s)."""
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  data.load_dataset("mnist1d", data_dir=data_dir)
+  return data_dir
+
+
+def override(config, **fields):
+  """Sets dotted fields (``'train.num_epochs': 3``) on a copy of a locked config."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for dotted, value in fields.items():
+      node = config
+      *parents, leaf = dotted.split(".")
+      for name in parents:
+        node = node[name]
+      node[leaf] = value
+  return config
+
+
+@pytest.fixture
+def tiny_config(mnist1d_dir):
+  """Three short epochs of a small CNN on MNIST-1D: compiles and runs in seconds."""
+  return override(default.get_config(), **{
+      "dataset.data_dir": mnist1d_dir,
+      "model.kwargs": {"channels": 8, "conv_impl": "auto"},
+      "train.num_epochs": 3,
+      "train.batch_size": 64,
+      "checkpoint.every_epochs": 1,
+      "progress_bar": "off",
+  })
