@@ -102,7 +102,7 @@ def _epoch_line(record: dict, num_epochs: int) -> str:
            f"train_acc {record['train_accuracy']:5.2f}%"]
   if "val_accuracy" in record:
     parts += [f"val_acc {record['val_accuracy']:5.2f}%", f"val_ece {record['val_ece']:5.2f}%"]
-  parts.append(f"{record['seconds']:.1f}s")
+  parts.append(f"{record['seconds']:.2f}s")
   return "  ".join(parts)
 
 

@@ -20,12 +20,12 @@ from jaxsel.models.resnet_cifar import (BasicBlock, Bottleneck, ResNet,
                                         ResNet18, ResNet34, ResNet50)
 
 MODELS = {
-    'mlp': MLP,
-    'cnn1d': CNN1D,
-    'cnn2d': CNN2D,
-    'resnet18': ResNet18,
-    'resnet34': ResNet34,
-    'resnet50': ResNet50,
+    "mlp": MLP,
+    "cnn1d": CNN1D,
+    "cnn2d": CNN2D,
+    "resnet18": ResNet18,
+    "resnet34": ResNet34,
+    "resnet50": ResNet50,
 }
 
 
@@ -36,7 +36,7 @@ def _options(constructor) -> list[str]:
     fixed = set(constructor.keywords)
     constructor = constructor.func
   return sorted(f.name for f in dataclasses.fields(constructor)
-                if f.init and f.name not in fixed | {'parent', 'name'})
+                if f.init and f.name not in fixed | {"parent", "name"})
 
 
 def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
@@ -46,15 +46,15 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
     ValueError: for an unknown name or an option the model does not have.
   """
   if name not in MODELS:
-    raise ValueError(f'unknown model {name!r}; valid: {", ".join(sorted(MODELS))}')
+    raise ValueError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
   options = _options(MODELS[name])
   unknown = sorted(set(kwargs) - set(options))
   if unknown:
-    raise ValueError(f'model {name!r} has no option(s) {", ".join(unknown)}; '
-                     f'valid: {", ".join(o for o in options if o != "num_classes")}')
+    raise ValueError(f"model {name!r} has no option(s) {', '.join(unknown)}; "
+                     f"valid: {', '.join(o for o in options if o != 'num_classes')}")
   return MODELS[name](num_classes=num_classes, **kwargs)
 
 
-__all__ = ['MODELS', 'get_model', 'MLP', 'CNN1D', 'CNN2D', 'ResNet', 'ResNet18',
-           'ResNet34', 'ResNet50', 'BasicBlock', 'Bottleneck', 'Conv', 'Dense',
-           'BatchNorm', 'resolve_conv_impl']
+__all__ = ["MODELS", "get_model", "MLP", "CNN1D", "CNN2D", "ResNet", "ResNet18",
+           "ResNet34", "ResNet50", "BasicBlock", "Bottleneck", "Conv", "Dense",
+           "BatchNorm", "resolve_conv_impl"]

@@ -27,8 +27,8 @@ def _per_layer(value: int | Sequence[int], num_layers: int,
     return (value,) * num_layers
   value = tuple(value)
   if len(value) != num_layers:
-    raise ValueError(f'{name} has {len(value)} entries but the CNN has '
-                     f'{num_layers} conv layers')
+    raise ValueError(f"{name} has {len(value)} entries but the CNN has "
+                     f"{num_layers} conv layers")
   return value
 
 
@@ -52,14 +52,14 @@ class CNN1D(nn.Module):
   strides: int | Sequence[int] = (2, 2, 2)
   padding: int | str = 1
   use_batchnorm: bool = False
-  conv_impl: str = 'auto'
+  conv_impl: str = "auto"
 
   def _layer_specs(self):
     depth = (len(self.kernel_sizes) if isinstance(self.channels, int)
              else len(self.channels))
-    return zip(_per_layer(self.channels, depth, 'channels'),
-               _per_layer(self.kernel_sizes, depth, 'kernel_sizes'),
-               _per_layer(self.strides, depth, 'strides'))
+    return zip(_per_layer(self.channels, depth, "channels"),
+               _per_layer(self.kernel_sizes, depth, "kernel_sizes"),
+               _per_layer(self.strides, depth, "strides"))
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,

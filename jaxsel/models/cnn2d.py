@@ -29,7 +29,7 @@ class CNN2D(nn.Module):
   channels: Sequence[int] = (32, 64)
   hidden_size: int = 128
   use_batchnorm: bool = False
-  conv_impl: str = 'auto'
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -43,7 +43,7 @@ class CNN2D(nn.Module):
       x = x[..., None]  # a single input channel
     impl = layers.resolve_conv_impl(self.conv_impl)
     for features in self.channels:
-      x = layers.Conv(features, (3, 3), 1, 'SAME',
+      x = layers.Conv(features, (3, 3), 1, "SAME",
                       use_bias=not self.use_batchnorm, impl=impl)(x)
       if self.use_batchnorm:
         x = layers.BatchNorm()(x, use_running_average=not train, mask=mask)

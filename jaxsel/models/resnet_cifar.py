@@ -38,7 +38,7 @@ class BasicBlock(nn.Module):
   """conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU. Output: features."""
   features: int
   strides: int = 1
-  conv_impl: str = 'auto'
+  conv_impl: str = "auto"
   expansion = 1
 
   @nn.compact
@@ -59,7 +59,7 @@ class Bottleneck(nn.Module):
   """
   features: int
   strides: int = 1
-  conv_impl: str = 'auto'
+  conv_impl: str = "auto"
   expansion = 4
 
   @nn.compact
@@ -89,7 +89,7 @@ class ResNet(nn.Module):
   block_cls: Any
   num_classes: int
   num_filters: int = 64
-  conv_impl: str = 'auto'
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
