@@ -26,7 +26,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       kwargs=ml_collections.ConfigDict(dict(conv_impl="auto")),
   ))
 
-  config.loss = ml_collections.ConfigDict(dict(name="cross_entropy"))
+  config.augmentation = "none"  # none | crop_flip (pad 4, random crop, horizontal flip)
+
+  # Calibration during training; each method reads only its own hyper-parameter.
+  config.calibration = ml_collections.ConfigDict(dict(
+      method="none",  # none | label_smoothing | mixup | focal
+      label_smoothing=0.1,  # ε
+      mixup_alpha=0.2,  # α of Beta(α, α), one λ per batch
+      focal_gamma=3.0,  # γ
+  ))
+
+  # Which examples each epoch trains on. 'none' trains on all of them every epoch.
+  config.selection = ml_collections.ConfigDict(dict(
+      method="none",  # none | top_k (max entropy) | uniform (rank-stratified) | random
+      subset_fraction=1.0,  # of the training examples, in (0, 1] ...
+      subset_size=0,  # ... or an exact count (> 0 overrides subset_fraction)
+      warmup_epochs=0,  # full-data epochs before the first selection
+      # 'train_step': each example's entropy from its last training forward pass (stale
+      # for examples not selected since); 'full_pass': a fresh eval-mode entropy of
+      # every training example at the start of each selection epoch.
+      score_source="train_step",
+      # Under mixup, score the un-mixed inputs (one extra forward pass per step) instead
+      # of the mixed ones the reference scores.
+      score_unmixed_view=False,
+  ))
+
+  # A calibrated target model's entropies to select with instead of the current model's.
+  config.target = ml_collections.ConfigDict(dict(
+      path="",  # a target.npz written by a run with save_artifact=True; '' = no target
+      mode="trajectory",  # trajectory: its entropy at the same epoch | fixed: final model
+      save_artifact=False,  # this run writes WORKDIR/target.npz for others to use
+  ))
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="sgd",  # sgd | adam | adamw

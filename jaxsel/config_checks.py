@@ -6,9 +6,11 @@ Every error names the offending field and what it allows, so a typo in a
 
 import ml_collections
 
-from jaxsel import losses, models, optim
+from jaxsel import augment, calibration, models, optim, selection
 
 PROGRESS_BAR_MODES = ("auto", "on", "off")
+SCORE_SOURCES = ("train_step", "full_pass")
+TARGET_MODES = ("trajectory", "fixed")
 
 
 def _require(condition: bool, field: str, allowed: str, value) -> None:
@@ -25,11 +27,15 @@ def _choice(value, field: str, valid) -> None:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ``ValueError`` naming the field for every value that cannot work."""
   _choice(config.model.name, "model.name", models.MODELS)
-  _choice(config.loss.name, "loss.name", losses.LOSSES)
+  _choice(config.calibration.method, "calibration.method", calibration.METHODS)
+  _choice(config.selection.method, "selection.method", ("none", *selection.SELECTORS))
+  _choice(config.selection.score_source, "selection.score_source", SCORE_SOURCES)
+  _choice(config.target.mode, "target.mode", TARGET_MODES)
   _choice(config.optimizer.name, "optimizer.name", optim.OPTIMIZERS)
   _choice(config.schedule.name, "schedule.name", optim.SCHEDULES)
   _choice(config.schedule.unit, "schedule.unit", optim.SCHEDULE_UNITS)
   _choice(config.progress_bar, "progress_bar", PROGRESS_BAR_MODES)
+  _choice(config.augmentation, "augmentation", augment.AUGMENTATIONS)
 
   fraction = config.dataset.train_fraction
   _require(0 < fraction <= 1, "dataset.train_fraction", "in (0, 1]", fraction)
@@ -45,6 +51,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   warmup = config.schedule.lr_warmup_epochs
   _require(0 <= warmup < train.num_epochs, "schedule.lr_warmup_epochs",
            f"in [0, train.num_epochs={train.num_epochs})", warmup)
+  calibration.loss_and_mixup(config.calibration)  # hyper-parameter ranges
+  sel = config.selection
+  _require(0 < sel.subset_fraction <= 1, "selection.subset_fraction", "in (0, 1]",
+           sel.subset_fraction)
+  _require(sel.subset_size >= 0, "selection.subset_size", ">= 0 (0: use subset_fraction)",
+           sel.subset_size)
+  _require(0 <= sel.warmup_epochs < train.num_epochs, "selection.warmup_epochs",
+           f"in [0, train.num_epochs={train.num_epochs})", sel.warmup_epochs)
   _require(config.metrics.num_bins > 0, "metrics.num_bins", "a positive integer",
            config.metrics.num_bins)
   _require(config.checkpoint.every_epochs > 0, "checkpoint.every_epochs",
@@ -55,6 +69,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def check_against_data(config: ml_collections.ConfigDict, *, num_train: int) -> None:
   """Checks that need the dataset's sizes (still before any training)."""
+  if config.selection.subset_size:
+    _require(config.selection.subset_size <= num_train, "selection.subset_size",
+             f"at most the number of training examples ({num_train})",
+             config.selection.subset_size)
   _require(config.train.batch_size <= num_train, "train.batch_size",
            f"at most the number of training examples ({num_train})",
            config.train.batch_size)

@@ -7,8 +7,10 @@ per-epoch case correct when the number of steps per epoch changes with the selec
 """
 
 import math
+from collections.abc import Sequence
 
 import ml_collections
+import numpy as np
 import optax
 
 SCHEDULE_UNITS = ("epoch", "step")
@@ -49,13 +51,17 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
                nesterov=opt.nesterov, weight_decay=opt.weight_decay)
 
 
-def make_schedule(config: ml_collections.ConfigDict, *, steps_per_epoch: int) -> optax.Schedule:
+def make_schedule(config: ml_collections.ConfigDict, *,
+                  epoch_steps: Sequence[int]) -> optax.Schedule:
   """Learning rate as a function of the schedule position (epoch or step index).
+
+  ``epoch_steps[e]`` is the number of optimizer steps planned for epoch ``e`` (it varies
+  when selection trains on a subset after full-data warm-up epochs).
 
   With ``schedule.unit == 'epoch'`` the position is the 0-based epoch, so cosine gives
   ``lr_e = lr·(1 + cos(π e / E))/2`` (PyTorch ``CosineAnnealingLR`` with ``T_max = E``).
-  With ``'step'`` the position is the global step and every duration in epochs is
-  multiplied by ``steps_per_epoch``.
+  With ``'step'`` the position is the global step, and a duration given in epochs
+  (warm-up, milestones) ends at the first step of that epoch.
   """
   sched = config.schedule
   if sched.unit not in SCHEDULE_UNITS:
@@ -63,9 +69,17 @@ def make_schedule(config: ml_collections.ConfigDict, *, steps_per_epoch: int) ->
         f"unknown schedule.unit {sched.unit!r}; valid: {', '.join(SCHEDULE_UNITS)}")
   if sched.name not in SCHEDULES:
     raise ValueError(f"unknown schedule.name {sched.name!r}; valid: {', '.join(SCHEDULES)}")
-  per_epoch = 1 if sched.unit == "epoch" else steps_per_epoch
-  total = config.train.num_epochs * per_epoch
-  warmup = int(round(sched.lr_warmup_epochs * per_epoch))
+  if len(epoch_steps) != config.train.num_epochs:
+    raise ValueError(f"epoch_steps has {len(epoch_steps)} entries for "
+                     f"{config.train.num_epochs} epochs")
+  if sched.unit == "epoch":
+    to_position = float
+  else:
+    starts = np.concatenate([[0], np.cumsum(epoch_steps)])
+    # Fractional epochs (e.g. 0.5 warm-up epochs) interpolate within their epoch.
+    to_position = lambda epochs: float(np.interp(epochs, np.arange(len(starts)), starts))  # noqa: E731
+  total = int(round(to_position(config.train.num_epochs)))
+  warmup = int(round(to_position(sched.lr_warmup_epochs)))
   peak = config.optimizer.learning_rate
   end = sched.end_learning_rate
   if sched.name == "constant":
@@ -76,7 +90,7 @@ def make_schedule(config: ml_collections.ConfigDict, *, steps_per_epoch: int) ->
   elif sched.name == "linear":
     decay = optax.linear_schedule(peak, end, transition_steps=max(1, total - warmup))
   else:  # multistep: multiply by decay_factor at each milestone (given in epochs)
-    boundaries = {int(m * per_epoch) - warmup: sched.decay_factor
+    boundaries = {int(round(to_position(m))) - warmup: sched.decay_factor
                   for m in sched.milestone_epochs}
     decay = optax.piecewise_constant_schedule(peak, boundaries)
   if warmup == 0:

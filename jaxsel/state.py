@@ -1,5 +1,6 @@
 """The whole on-device state of a run, as one pytree."""
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -33,7 +34,9 @@ def create_train_state(
 ) -> TrainState:
   """Initialises parameters from ``rng`` with a dummy batch of two examples."""
   init_rng, run_rng = jax.random.split(rng)
-  variables = model.init(init_rng, jnp.zeros((2, *input_shape), jnp.float32), train=False)
+  # Jitted: run eagerly, every layer's ops would compile one by one (seconds for im2col).
+  init = jax.jit(functools.partial(model.init, train=False))
+  variables = init(init_rng, jnp.zeros((2, *input_shape), jnp.float32))
   return TrainState.create(
       apply_fn=model.apply,
       params=variables["params"],

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxsel import metrics
+from jaxsel import augment, metrics, trackers
 from jaxsel.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -60,6 +60,9 @@ def empty_train_sums() -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
 
 
+_AUGMENT_STREAM = 7  # folded into the run key so augmentation draws are their own stream
+
+
 def train_step(
     state: TrainState,
     batch: Batch,
@@ -69,25 +72,48 @@ def train_step(
     learning_rate_fn: optax.Schedule,
     schedule_unit: str,
     update_trackers: TrackerUpdate = no_trackers,
+    mixup_alpha: float = 0.0,
+    score_unmixed_view: bool = False,
+    augmentation: str = "none",
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One SGD step on the masked mean of the per-example loss.
 
   The loss is divided by the number of real examples, not the batch size, so a padded
   final batch weighs its examples like any other batch does.
+
+  Trackers see the logits of this very forward pass (train mode, mixed inputs under
+  mixup, parameters before the update), as in the references. With
+  ``score_unmixed_view`` (mixup only) they see instead a train-mode forward pass of the
+  un-mixed inputs with the same parameters, which costs one more forward pass per step.
+  ``augmentation='crop_flip'`` augments each example with a key folded from the epoch and
+  its example id.
   """
-  dropout_rng = jax.random.fold_in(state.rng, state.step)
+  dropout_rng, mixup_rng = jax.random.split(jax.random.fold_in(state.rng, state.step))
+  if augmentation == "crop_flip":
+    epoch_key = jax.random.fold_in(jax.random.fold_in(state.rng, _AUGMENT_STREAM), epoch)
+    batch = dict(batch, inputs=augment.crop_flip(epoch_key, batch["inputs"],
+                                                 batch["example_ids"]))
+  inputs, example_loss = batch["inputs"], loss_fn
+  if mixup_alpha > 0:
+    inputs, partner, lam = augment.mixup(mixup_rng, inputs, batch["mask"], alpha=mixup_alpha)
+    example_loss = functools.partial(augment.mixup_loss, loss_fn, partner=partner, lam=lam)
+
+  def forward(params, x):
+    return state.apply_fn(_variables(state, params), x, train=True, mask=batch["mask"],
+                          rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
 
   def objective(params):
-    outputs, new_model_state = state.apply_fn(
-        _variables(state, params), batch["inputs"], train=True, mask=batch["mask"],
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    per_example = loss_fn(outputs, batch["labels"])
+    outputs, new_model_state = forward(params, inputs)
+    per_example = example_loss(outputs, batch["labels"])
     weights = batch["mask"].astype(jnp.float32)
     loss = jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
     return loss, (outputs, per_example, new_model_state)
 
   grads, (logits, per_example, new_model_state) = jax.grad(objective, has_aux=True)(
       state.params)
+  score_logits = logits
+  if mixup_alpha > 0 and score_unmixed_view:
+    score_logits = jax.lax.stop_gradient(forward(state.params, batch["inputs"])[0])
   position = epoch if schedule_unit == "epoch" else state.step
   hyperparams = dict(state.opt_state.hyperparams,
                      learning_rate=learning_rate_fn(position))
@@ -95,7 +121,7 @@ def train_step(
   state = state.apply_gradients(
       grads=grads,
       batch_stats=new_model_state.get("batch_stats", state.batch_stats),
-      trackers=update_trackers(state.trackers, batch, logits, epoch),
+      trackers=update_trackers(state.trackers, batch, score_logits, epoch),
   )
   return state, _train_sums(per_example, logits, batch)
 
@@ -139,6 +165,23 @@ def eval_chunk(state, data, example_ids, mask, *, num_bins, reference_binning):
   return sums
 
 
+def score_chunk(state, table, data, example_ids, mask, *, score_fn):
+  """Writes eval-mode scores of ``example_ids: [S, B]`` into ``table: [N]``.
+
+  Eval mode (BatchNorm running averages), un-augmented and un-mixed inputs, current
+  parameters: a fresh score for every example, unlike the training-pass scores.
+  """
+
+  def body(table, xs):
+    ids, step_mask = xs
+    batch = gather_batch(data, ids, step_mask)
+    scores = score_fn(predict(state, batch["inputs"], step_mask))
+    return trackers.scatter_set(table, ids, scores, step_mask), None
+
+  table, _ = jax.lax.scan(body, table, (example_ids, mask))
+  return table
+
+
 # Python-side trace counts of the jitted functions below, keyed by name. A function is
 # traced again only when it is about to recompile, so tests use this to prove that a
 # change of subset size costs no compilation.
@@ -163,6 +206,12 @@ def jit_eval_chunk(*, num_bins: int, reference_binning: bool, name: str = "eval_
   """``(state, data, ids, mask) -> CalibrationSums``, jitted."""
   fn = functools.partial(eval_chunk, num_bins=num_bins, reference_binning=reference_binning)
   return jax.jit(_counting_traces(name, fn))
+
+
+def jit_score_chunk(score_fn, *, name: str = "score_chunk"):
+  """``(state, table, data, ids, mask) -> table``, jitted; the table is donated."""
+  fn = functools.partial(score_chunk, score_fn=score_fn)
+  return jax.jit(_counting_traces(name, fn), donate_argnums=1)
 
 
 class CompileClock:

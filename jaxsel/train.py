@@ -21,7 +21,8 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from jaxsel import checkpoint, config_checks, files, losses, metrics, models, optim, steps
+from jaxsel import (calibration, checkpoint, config_checks, epoch_selection, files, metrics,
+                    models, optim, scores, steps, target, trackers)
 from jaxsel.data import iterators, loading
 from jaxsel.state import TrainState, create_train_state
 
@@ -106,6 +107,59 @@ def _epoch_line(record: dict, num_epochs: int) -> str:
   return "  ".join(parts)
 
 
+def _run_chunks(config, train_chunk, state, pool, plan, epoch):
+  """Trains on one epoch's plan; returns (state, host-side sums, seconds without compile)."""
+  compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
+  totals = steps.empty_train_sums()
+  with _progress(config, plan.num_chunks, f"epoch {epoch + 1}") as bar:
+    for chunk_ids, chunk_mask in plan.chunks():
+      state, sums = train_chunk(state, pool, chunk_ids, chunk_mask, np.int32(epoch))
+      totals = jax.tree.map(jnp.add, totals, sums)
+      bar.update()
+  totals = jax.device_get(totals)  # the epoch's only host sync
+  seconds = time.perf_counter() - start - (steps.CompileClock.seconds() - compile_before)
+  return state, totals, seconds
+
+
+def _planned_epoch_steps(config, selector: epoch_selection.EpochSelector,
+                         num_train: int) -> list[int]:
+  """Optimizer steps of every epoch: all data during warm-up, the subset after."""
+  def steps_for(n):
+    return optim.steps_per_epoch(n, batch_size=config.train.batch_size,
+                                 drop_remainder=config.train.drop_remainder)
+  return [steps_for(selector.num_selected if selector.is_selection_epoch(e) else num_train)
+          for e in range(config.train.num_epochs)]
+
+
+def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str) -> None:
+  if math.isfinite(train_loss):
+    return
+  ckpt.wait()
+  last_good = ckpt.latest_epoch()
+  kept = (f"the last good checkpoint (after epoch {last_good + 1}) is kept in {workdir}"
+          if last_good is not None else "no checkpoint had been written yet")
+  raise NonFiniteLossError(
+      f"training loss became {train_loss} in epoch {epoch + 1}; {kept}. Lower "
+      "optimizer.learning_rate or check the inputs.")
+
+
+def _initial_trackers(config, num_ids: int) -> tuple[trackers.Tracker, dict]:
+  """The per-example tables the train step keeps, and their initial values."""
+  tables = {epoch_selection.SCORE_TABLE: trackers.last_score(scores.entropy)}
+  if config.target.save_artifact:
+    # [epochs, N] snapshots of the score table, written at the end of each epoch (the
+    # train step leaves them alone).
+    num_epochs = config.train.num_epochs
+    tables[TRAJECTORY] = trackers.Tracker(
+        init=lambda n: jnp.zeros((num_epochs, n), jnp.float32),
+        update=lambda table, batch, logits, epoch: table)
+  tracker = trackers.combine(tables)
+  return tracker, tracker.init(num_ids)
+
+
+TRAJECTORY = "entropy_trajectory"
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
@@ -115,7 +169,8 @@ def train_and_evaluate(
   """Trains, evaluates and writes everything to ``workdir``; returns the summary.
 
   Outputs: ``config.json``, ``metrics.jsonl`` (one record per epoch), ``checkpoints/``,
-  and at the end ``summary.json``, ``reliability_test.png`` and ``curves.png``.
+  and at the end ``summary.json``, ``reliability_test.png``, ``curves.png``,
+  ``scores_final.png`` and, with ``target.save_artifact``, ``target.npz``.
   ``on_epoch_end(epoch, record)`` is called after each epoch's record is written.
   """
   config_checks.check_config(config)
@@ -128,24 +183,29 @@ def train_and_evaluate(
 
   dataset = _load_data(config)
   config_checks.check_against_data(config, num_train=len(dataset.train_ids))
+  target_artifact = None
+  if config.target.path:
+    target_artifact = target.load(config.target.path,
+                                  fingerprint=loading.dataset_fingerprint(dataset),
+                                  example_ids=dataset.train_ids)
+  selector = epoch_selection.EpochSelector(config, dataset, target=target_artifact)
   # Written only once every check has passed, so a rejected config leaves nothing behind.
   if not os.path.exists(config_path):
     files.write_json(config_path, json.loads(config.to_json()))
-  train_cfg = config.train
 
   model = models.get_model(config.model.name, num_classes=dataset.num_classes,
                            **config.model.kwargs)
-  tx = optim.make_optimizer(config)
-  full_steps = optim.steps_per_epoch(len(dataset.train_ids), batch_size=train_cfg.batch_size,
-                                     drop_remainder=train_cfg.drop_remainder)
-  learning_rate_fn = optim.make_schedule(config, steps_per_epoch=full_steps)
-  state = create_train_state(model, tx, rng=jax.random.PRNGKey(config.seed),
-                             input_shape=dataset.input_shape)
+  learning_rate_fn = optim.make_schedule(
+      config, epoch_steps=_planned_epoch_steps(config, selector, len(dataset.train_ids)))
+  tracker, tables = _initial_trackers(config, len(dataset.pool))
+  state = create_train_state(model, optim.make_optimizer(config),
+                             rng=jax.random.PRNGKey(config.seed),
+                             input_shape=dataset.input_shape, trackers=tables)
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  max_to_keep=config.checkpoint.max_to_keep)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  host = {"next_epoch": 0, "num_train_examples_seen": 0, "train_seconds": 0.0}
+  host = {"next_epoch": 0, "previous_ids": None, **{k: 0 for k in COST_KEYS}}
   latest = ckpt.latest_epoch()
   if latest is not None:
     state, host = ckpt.restore(latest, state)
@@ -155,53 +215,54 @@ def train_and_evaluate(
   files.write_jsonl(metrics_path, records)
 
   pool = _device_split(dataset.pool.inputs, dataset.pool.labels)
-  step_fn = functools.partial(
-      steps.train_step, loss_fn=losses.get_loss(config.loss.name),
-      learning_rate_fn=learning_rate_fn, schedule_unit=config.schedule.unit)
-  train_chunk = steps.jit_train_chunk(step_fn)
+  loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
+  score_unmixed = config.selection.score_unmixed_view and mixup_alpha > 0
+  train_chunk = steps.jit_train_chunk(functools.partial(
+      steps.train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn,
+      schedule_unit=config.schedule.unit, update_trackers=tracker.update,
+      mixup_alpha=mixup_alpha, score_unmixed_view=score_unmixed,
+      augmentation=config.augmentation))
   evaluator = _Evaluator(config)
 
-  num_epochs = train_cfg.num_epochs
+  num_epochs = config.train.num_epochs
   for epoch in range(host["next_epoch"], num_epochs):
-    epoch_ids = dataset.train_ids  # the seam where selection methods choose a subset
+    start = time.perf_counter()
+    epoch_ids, state, costs = selector.choose(epoch, state, pool)
     plan = iterators.train_plan(
-        epoch_ids, batch_size=train_cfg.batch_size, steps_per_chunk=train_cfg.steps_per_chunk,
-        shuffle_seed=(config.seed, epoch), drop_remainder=train_cfg.drop_remainder)
-
-    compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
-    totals = steps.empty_train_sums()
-    with _progress(config, plan.num_chunks, f"epoch {epoch + 1}") as bar:
-      for chunk_ids, chunk_mask in plan.chunks():
-        state, sums = train_chunk(state, pool, chunk_ids, chunk_mask, np.int32(epoch))
-        totals = jax.tree.map(jnp.add, totals, sums)
-        bar.update()
-    totals = jax.device_get(totals)  # the epoch's only host sync
-    train_seconds = (time.perf_counter() - start
-                     - (steps.CompileClock.seconds() - compile_before))
-
+        epoch_ids, batch_size=config.train.batch_size,
+        steps_per_chunk=config.train.steps_per_chunk, shuffle_seed=(config.seed, epoch),
+        drop_remainder=config.train.drop_remainder)
+    state, totals, train_seconds = _run_chunks(config, train_chunk, state, pool, plan, epoch)
     train_loss = float(totals["loss"] / totals["count"])
-    if not math.isfinite(train_loss):
-      ckpt.wait()
-      last_good = ckpt.latest_epoch()
-      kept = (f"the last good checkpoint (after epoch {last_good + 1}) is kept in {workdir}"
-              if last_good is not None else "no checkpoint had been written yet")
-      raise NonFiniteLossError(
-          f"training loss became {train_loss} in epoch {epoch + 1}; {kept}. Lower "
-          "optimizer.learning_rate or check the inputs.")
+    _check_finite(train_loss, epoch, ckpt, workdir)
+    if TRAJECTORY in state.trackers:
+      snapshot = state.trackers[TRAJECTORY].at[epoch].set(
+          state.trackers[epoch_selection.SCORE_TABLE])
+      state = state.replace(trackers={**state.trackers, TRAJECTORY: snapshot})
 
     host["next_epoch"] = epoch + 1
-    host["num_train_examples_seen"] += plan.num_examples
     host["train_seconds"] += train_seconds
+    host["scoring_seconds"] += costs["scoring_seconds"]
+    host["selection_seconds"] += costs["selection_seconds"]
+    host["examples_backpropagated"] += plan.num_examples
+    host["examples_forwarded"] += (plan.num_examples * (2 if score_unmixed else 1)
+                                   + costs["examples_scored"])
     position = epoch if config.schedule.unit == "epoch" else int(state.step) - 1
     record = {
         "epoch": epoch,
         "lr": float(learning_rate_fn(position)),
         "train_loss": train_loss,
         "train_accuracy": 100.0 * float(totals["correct"] / totals["count"]),
+        "selection_epoch": selector.is_selection_epoch(epoch),
+        **epoch_selection.subset_diagnostics(
+            epoch_ids, None if host["previous_ids"] is None else np.asarray(
+                host["previous_ids"]), dataset.pool.labels, dataset.num_classes),
         "num_train_examples": plan.num_examples,
         "num_steps": plan.num_steps,
         "train_seconds": train_seconds,
+        **costs,
     }
+    host["previous_ids"] = epoch_ids.tolist()
     if len(dataset.validation_ids):
       record.update(_percent_summary(evaluator.sums(state, pool, dataset.validation_ids),
                                      "val"))
@@ -217,11 +278,17 @@ def train_and_evaluate(
 
   ckpt.wait()
   ckpt.close()
-  return _finish(config, workdir, state, dataset, evaluator, host, records)
+  return _finish(config, workdir, state, dataset, pool, evaluator, selector, host, records)
 
 
-def _finish(config, workdir, state, dataset, evaluator, host, records) -> dict:
-  """Test metrics with the last-epoch model, figures and ``summary.json``."""
+# Cost accounting, summed over epochs and kept in checkpoints.
+COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
+             "examples_forwarded", "examples_backpropagated")
+
+
+def _finish(config, workdir, state, dataset, pool, evaluator, selector, host,
+            records) -> dict:
+  """Test metrics with the last-epoch model, figures, artifacts and ``summary.json``."""
   from jaxsel import plotting  # host-only; kept out of the core import path
 
   test = _device_split(dataset.test.inputs, dataset.test.labels)
@@ -229,11 +296,12 @@ def _finish(config, workdir, state, dataset, evaluator, host, records) -> dict:
   summary = {
       **_percent_summary(test_sums, "test"),
       "num_epochs": config.train.num_epochs,
-      "num_train_examples_seen": host["num_train_examples_seen"],
-      "train_seconds": host["train_seconds"],
+      "num_train_examples_seen": host["examples_backpropagated"],
+      **{key: host[key] for key in COST_KEYS},
       "num_train": len(dataset.train_ids),
       "num_validation": len(dataset.validation_ids),
       "num_test": len(dataset.test),
+      "num_selected": selector.num_selected,
       "dataset_fingerprint": loading.dataset_fingerprint(dataset),
   }
   if records and "val_accuracy" in records[-1]:
@@ -241,8 +309,20 @@ def _finish(config, workdir, state, dataset, evaluator, host, records) -> dict:
     summary["val_ece"] = records[-1]["val_ece"]
   diagram = metrics.reliability_diagram_data(test_sums)
   plotting.reliability_diagram(diagram, os.path.join(workdir, "reliability_test.png"),
-                               title=f"{config.dataset.name} test", ece=summary["test_ece"])
+                               title=f"{config.dataset.name} test",
+                               ece=summary["test_ece"] / 100)  # the plot takes a fraction
   plotting.training_curves(records, os.path.join(workdir, "curves.png"))
+  final_scores = np.asarray(state.trackers[epoch_selection.SCORE_TABLE])[dataset.train_ids]
+  plotting.score_histogram(final_scores, os.path.join(workdir, "scores_final.png"),
+                           title="final score table (normalised entropy, training ids)")
+  if config.target.save_artifact:
+    fresh = selector.refresh_scores(state, pool).trackers[epoch_selection.SCORE_TABLE]
+    target.save(os.path.join(workdir, target.FILENAME), target.TargetArtifact(
+        example_ids=dataset.train_ids,
+        trajectory=np.asarray(state.trackers[TRAJECTORY])[:, dataset.train_ids].T,
+        final_entropy=np.asarray(fresh)[dataset.train_ids],
+        fingerprint=summary["dataset_fingerprint"], dataset_name=dataset.name,
+        checkpoint_dir=os.path.join(os.path.abspath(workdir), "checkpoints")))
   files.write_json(os.path.join(workdir, "summary.json"), summary)
   print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
       "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s",

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from jaxsel import train
+from jaxsel import steps, train
 from tests.conftest import override
 
-_TIMING_KEYS = {"seconds", "train_seconds"}
+_TIMING_KEYS = {"seconds", "train_seconds", "scoring_seconds", "selection_seconds"}
 
 
 def _records(workdir):
@@ -41,7 +41,14 @@ def test_tiny_run_writes_metrics_summary_figures_and_checkpoints(tiny_config, tm
   assert not [n for n in os.listdir(workdir) if n.startswith(".tmp")]
 
 
-def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path):
+SELECTION = {"selection.method": "top_k", "selection.subset_fraction": 0.1,
+             "selection.warmup_epochs": 1}
+
+
+@pytest.mark.parametrize("fields", [{}, {**SELECTION, "calibration.method": "mixup"}],
+                         ids=["full_data", "top_k_mixup"])
+def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, fields):
+  tiny_config = override(tiny_config, **fields)
   reference_dir = str(tmp_path / "uninterrupted")
   reference = train.train_and_evaluate(tiny_config, reference_dir)
 
@@ -67,6 +74,52 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path):
       _without_timings(reference)
 
 
+def test_selection_run_trains_on_subsets_without_recompiling(tiny_config, tmp_path):
+  config = override(tiny_config, **SELECTION)
+  traces_before = steps.TRACE_COUNTS["train_chunk"]
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert steps.TRACE_COUNTS["train_chunk"] - traces_before == 1  # one compile, 2 sizes
+  records = _records(str(tmp_path / "run"))
+  assert [r["selection_epoch"] for r in records] == [False, True, True]
+  assert [r["num_selected"] for r in records] == [3600, 360, 360]
+  assert [r["num_train_examples"] for r in records] == [3600, 360, 360]
+  assert records[0]["overlap_with_previous"] is None
+  assert records[1]["overlap_with_previous"] == 100.0  # the subset lies inside all data
+  assert 0.0 <= records[2]["overlap_with_previous"] <= 100.0
+  for record in records:
+    assert sum(record["class_histogram"]) == pytest.approx(100.0, abs=0.01)
+  assert summary["examples_backpropagated"] == 3600 + 2 * 360
+  assert summary["examples_forwarded"] == summary["examples_backpropagated"]
+  assert summary["num_selected"] == 360
+  assert os.path.getsize(tmp_path / "run" / "scores_final.png") > 0
+
+
+def test_full_pass_scores_cost_one_forward_per_training_example(tiny_config, tmp_path):
+  config = override(tiny_config, **SELECTION, **{"selection.score_source": "full_pass"})
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert summary["examples_backpropagated"] == 3600 + 2 * 360
+  assert summary["examples_forwarded"] == summary["examples_backpropagated"] + 2 * 3600
+  assert summary["scoring_seconds"] > 0
+
+
+def test_target_artifact_guides_selection_and_rejects_other_data(tiny_config, tmp_path):
+  target_dir = tmp_path / "target"
+  train.train_and_evaluate(override(tiny_config, **{"target.save_artifact": True}),
+                           str(target_dir))
+  with np.load(target_dir / "target.npz") as artifact:
+    assert artifact["trajectory"].shape == (3600, 3)
+    assert artifact["final_entropy"].shape == (3600,)
+    assert np.all(np.isfinite(artifact["trajectory"]))
+    # Entropies after training are lower than after the first epoch, on average.
+    assert artifact["trajectory"][:, 2].mean() < artifact["trajectory"][:, 0].mean()
+  guided = override(tiny_config, **SELECTION, **{"target.path": str(target_dir)})
+  summary = train.train_and_evaluate(guided, str(tmp_path / "guided"))
+  assert summary["num_selected"] == 360
+  other_split = override(guided, **{"dataset.split_seed": 7})
+  with pytest.raises(ValueError, match="target.path .* was made on other data"):
+    train.train_and_evaluate(other_split, str(tmp_path / "other"))
+
+
 def test_workdir_with_another_config_is_refused_and_kept(tiny_config, tmp_path):
   workdir = str(tmp_path / "run")
   os.makedirs(workdir)
@@ -80,7 +133,12 @@ def test_workdir_with_another_config_is_refused_and_kept(tiny_config, tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("model.name", "vgg", "valid: cnn1d, cnn2d, mlp, resnet18"),
-    ("loss.name", "hinge", "valid: cross_entropy"),
+    ("calibration.method", "temperature", "valid: focal, label_smoothing, mixup, none"),
+    ("selection.method", "coreset", "valid: none, random, top_k, uniform"),
+    ("selection.subset_fraction", 0.0, r"selection.subset_fraction must be in \(0, 1\]"),
+    ("selection.subset_size", 3601, "selection.subset_size must be at most the number"),
+    ("selection.warmup_epochs", 3, "selection.warmup_epochs must be in"),
+    ("selection.score_source", "eval", "valid: full_pass, train_step"),
     ("optimizer.name", "rmsprop", "valid: adam, adamw, sgd"),
     ("dataset.train_fraction", 0.0, r"dataset.train_fraction must be in \(0, 1\]"),
     ("dataset.train_fraction", 1.5, r"dataset.train_fraction must be in \(0, 1\]"),

@@ -1,0 +1,144 @@
+"""Calibrated sample prioritization (Tata et al., "Can Calibration Improve Sample
+Prioritization?", NeurIPS 2022 HITY workshop), with the paper's settings.
+
+    python -m jaxsel.main --config=configs/papers/calib_prioritization.py:ARG --workdir=DIR
+
+ARG = "DATASET[,CALIBRATION[,PERCENT[,VARIANT]]]":
+
+- DATASET: ``cifar10`` | ``cifar100`` (the paper: ResNet-34, batch 32, SGD momentum 0.9,
+  weight decay 5e-4, cosine annealing per epoch, lr 0.01 / 0.1, 200 epochs of which the
+  first 10 on all data, 90/10 train/validation split, 15 ECE bins, crop + flip) or
+  ``mnist1d`` (the same protocol on ``mnist1d/large``, 45,000 / 5,000 / 10,000 examples,
+  with the MNIST-1D paper's CNN at batch 32 and lr 0.05, which runs on a CPU).
+- CALIBRATION: ``none`` | ``label_smoothing`` | ``mixup`` | ``focal``, each with the
+  hyper-parameter the paper used in that cell (``CELL_HPARAMS``; MNIST-1D uses CIFAR-10's).
+- PERCENT: ``100`` | ``30`` | ``20`` | ``10``: examples per epoch after warm-up, chosen by
+  max entropy (``top_k``). 100 trains on everything.
+- VARIANT: ``target`` (Table 2: rank by the calibrated target model's entropies, with the
+  Table 2 hyper-parameters; set ``--config.target.path``), ``random`` (a fresh random
+  subset each epoch: the baseline), or ``target_model`` alone, e.g. ``cifar10,target_model``:
+  the target model itself (ResNet-50 + mixup α = 0.3 on CIFAR-10, 0.25 on CIFAR-100; a wider
+  CNN + mixup α = 0.3 on MNIST-1D) trained on all data, writing ``DIR/target.npz``.
+
+Paper numbers (test accuracy / ECE, %, last epoch), Table 1, CIFAR-10, cross-entropy:
+100 %: 94.10 / 4.10; 10 %: 93.23 / 5.20; mixup 10 %: 93.17 / 1.78. All cells are in
+``experiments/results/calib_prioritization_mnist1d.md`` beside the MNIST-1D reproduction
+(``python -m experiments.calib_prioritization``).
+"""
+
+import ml_collections
+
+from configs import default
+
+DATASETS = ("cifar10", "cifar100", "mnist1d")
+CALIBRATIONS = ("none", "label_smoothing", "mixup", "focal")
+PERCENTS = (100, 30, 20, 10)
+VARIANTS = ("", "target", "random")
+
+# Per-cell calibration hyper-parameters of the paper: {table: {dataset: {method:
+# {percent: value}}}}, value = ε (label smoothing), α (mixup) or γ (focal).
+CELL_HPARAMS = {
+    1: {
+        "cifar10": {"label_smoothing": {100: 0.03, 30: 0.05, 20: 0.05, 10: 0.03},
+                    "mixup": {100: 0.1, 30: 0.3, 20: 0.2, 10: 0.15},
+                    "focal": {100: 1.0, 30: 3.0, 20: 3.0, 10: 3.0}},
+        "cifar100": {"label_smoothing": {100: 0.03, 30: 0.03, 20: 0.03, 10: 0.09},
+                     "mixup": {100: 0.15, 30: 0.15, 20: 0.15, 10: 0.35},
+                     "focal": {100: 1.0, 30: 3.0, 20: 3.0, 10: 5.0}},
+    },
+    2: {
+        "cifar10": {"label_smoothing": {100: 0.03, 30: 0.05, 20: 0.05, 10: 0.03},
+                    "mixup": {100: 0.1, 30: 0.3, 20: 0.15, 10: 0.15},
+                    "focal": {100: 1.0, 30: 2.0, 20: 2.0, 10: 1.0}},
+        "cifar100": {"label_smoothing": {100: 0.03, 30: 0.03, 20: 0.03, 10: 0.09},
+                     "mixup": {100: 0.15, 30: 0.2, 20: 0.15, 10: 0.15},
+                     "focal": {100: 1.0, 30: 2.0, 20: 3.0, 10: 2.0}},
+    },
+}
+TARGET_MIXUP_ALPHA = {"cifar10": 0.3, "cifar100": 0.25, "mnist1d": 0.3}
+_HPARAM_FIELD = {"label_smoothing": "label_smoothing", "mixup": "mixup_alpha",
+                 "focal": "focal_gamma"}
+
+
+def _base(dataset: str) -> ml_collections.ConfigDict:
+  config = default.get_config()
+  with config.unlocked():
+    config.train.num_epochs = 200
+    config.train.batch_size = 32
+    config.optimizer.update(name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4)
+    config.schedule.update(name="cosine", unit="epoch", lr_warmup_epochs=0.0)
+    config.dataset.train_fraction = 0.9
+    config.metrics.num_bins = 15
+    config.selection.warmup_epochs = 10
+    config.checkpoint.every_epochs = 10
+    if dataset == "mnist1d":
+      config.dataset.name = "mnist1d/large"
+      config.optimizer.learning_rate = 0.05
+      config.train.eval_batch_size = 1000
+    else:
+      config.dataset.name = dataset
+      config.model.name = "resnet34"
+      config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
+      config.optimizer.learning_rate = 0.01 if dataset == "cifar10" else 0.1
+      config.augmentation = "crop_flip"
+      config.train.eval_batch_size = 500
+  return config
+
+
+def _parse(arg: str | None) -> tuple[str, str, int, str]:
+  parts = (arg or "mnist1d").split(",")
+  dataset = parts[0]
+  if dataset not in DATASETS:
+    raise ValueError(f"unknown dataset {dataset!r} in config argument {arg!r}; valid: "
+                     f"{', '.join(DATASETS)}")
+  if parts[1:2] == ["target_model"]:
+    return dataset, "mixup", 100, "target_model"
+  calibration = parts[1] if len(parts) > 1 else "none"
+  percent = int(parts[2]) if len(parts) > 2 else 100
+  variant = parts[3] if len(parts) > 3 else ""
+  for value, valid, what in ((calibration, CALIBRATIONS, "calibration"),
+                             (percent, PERCENTS, "subset percent"),
+                             (variant, VARIANTS, "variant")):
+    if value not in valid:
+      raise ValueError(f"unknown {what} {value!r} in config argument {arg!r}; valid: "
+                       f"{', '.join(map(str, valid))}")
+  return dataset, calibration, percent, variant
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  dataset, calibration, percent, variant = _parse(arg)
+  config = _base(dataset)
+  with config.unlocked():
+    if variant == "target_model":
+      config.calibration.method = "mixup"
+      config.calibration.mixup_alpha = TARGET_MIXUP_ALPHA[dataset]
+      config.target.save_artifact = True
+      if dataset == "mnist1d":
+        config.model.kwargs = ml_collections.ConfigDict(dict(
+            conv_impl="auto", channels=64, use_batchnorm=True))
+        config.train.batch_size = 128
+      else:
+        config.model.name = "resnet50"
+      return config
+    config.calibration.method = calibration
+    if calibration != "none":
+      table = 2 if variant == "target" else 1
+      hparams = CELL_HPARAMS[table]["cifar10" if dataset == "mnist1d" else dataset]
+      config.calibration[_HPARAM_FIELD[calibration]] = hparams[calibration][percent]
+    if percent < 100:
+      config.selection.method = "random" if variant == "random" else "top_k"
+      config.selection.subset_fraction = percent / 100
+  return config
+
+
+def sweep(dataset: str = "mnist1d", *, seeds=(0, 1, 2)) -> list[tuple[str, int]]:
+  """(config argument, seed) of every run of Tables 1 and 2 for ``dataset``.
+
+  Table 1: calibration × {100, 30, 20, 10} %; the random-subset baseline at {30, 20, 10} %;
+  Table 2: calibration × {30, 20, 10} % ranked by the target model (``DATASET,target_model``
+  must have run first and its artifact be passed as ``target.path``).
+  """
+  runs = [f"{dataset},{c},{p}" for c in CALIBRATIONS for p in PERCENTS]
+  runs += [f"{dataset},none,{p},random" for p in PERCENTS[1:]]
+  runs += [f"{dataset},{c},{p},target" for c in CALIBRATIONS for p in PERCENTS[1:]]
+  return [(arg, seed) for arg in runs for seed in seeds]

@@ -1,0 +1,170 @@
+"""Epoch-level selectors: which k of the M candidate examples to train on next.
+
+A selector is a pure function ``(key, scores, *, k) -> positions``:
+
+  key: a PRNG key (the caller derives one per epoch from the run key).
+  scores: float ``[M]``, one per candidate; higher means more worth training on.
+  k: static subset size, 1 <= k <= M.
+  positions: int32 ``[k]``, distinct indices into ``scores``. The caller maps them back
+    to example ids (``candidate_ids[positions]``).
+
+Each selector is jitted with ``k`` static, so a run compiles it once per (M, k).
+
+Ordering and ties. Candidates are ranked by descending score with a *stable* sort whose
+tie-break is explicit and seeded: equal scores are ordered by a random permutation drawn
+from ``key``. The same key therefore always picks the same subset, while different keys
+may break ties differently, instead of the order depending on the sorting algorithm as in
+the reference implementations (which used unstable sorts). NaN scores rank below every
+other score, -inf included, so they are chosen last; 0.0 and -0.0 tie.
+
+The module also holds the host-side (numpy) diagnostics of a selected subset, computed
+once per epoch: its class histogram and its overlap with the previous epoch's subset.
+"""
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Selector = Callable[..., jax.Array]
+
+
+def _check_k(k: int, num_candidates: int) -> None:
+  # Runs at trace time (k and the shape of scores are static), so it costs nothing per call.
+  if not 1 <= k <= num_candidates:
+    raise ValueError(f"k must be in [1, {num_candidates}] for {num_candidates} candidates, "
+                     f"got {k}")
+
+
+def descending_order(key: jax.Array, scores: jax.Array) -> jax.Array:
+  """All M positions ordered by descending score, ties broken by a permutation from ``key``.
+
+  Args:
+    key: PRNG key for the tie-break.
+    scores: float ``[M]``.
+
+  Returns:
+    int32 ``[M]``: ``order[r]`` is the position of the candidate of rank r (rank 0 = highest
+    score).
+  """
+  num_candidates = scores.shape[0]
+  # A random distinct rank per candidate; as the secondary sort key it orders any group of
+  # equal scores uniformly at random, and makes every composite key distinct, so the result
+  # does not depend on the sort's own tie handling.
+  tie_break = jax.random.permutation(key, num_candidates)
+  # XLA's sort treats -0.0 and 0.0 as equal and puts NaN (of either sign) after every
+  # number, so ascending order of -scores is descending score with NaN last.
+  order = jnp.lexsort((tie_break, -scores))
+  return order.astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def top_k(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+  """The k highest-score candidates, highest first: ranks 0, 1, …, k − 1.
+
+  With entropy scores this is the max-entropy subset of calibrated sample prioritization.
+  ``scores: [M] -> int32 [k]``.
+  """
+  _check_k(k, scores.shape[0])
+  return descending_order(key, scores)[:k]
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def uniform(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+  """A rank-stratified subset: every q-th candidate by descending score, q = ⌊M / k⌋.
+
+  Takes ranks 0, q, 2q, …, (k − 1)q, so the subset spans the score distribution instead of
+  its top. As in the reference, q is floored and the first k ranks are kept: when k does not
+  divide M, the last M − kq ranks (the lowest scores) are never selected.
+  ``scores: [M] -> int32 [k]``.
+  """
+  num_candidates = scores.shape[0]
+  _check_k(k, num_candidates)
+  stride = num_candidates // k
+  return descending_order(key, scores)[::stride][:k]
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def random_subset(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+  """A uniformly random k-subset of the candidates; the scores are ignored.
+
+  The baseline every selection method has to beat. ``scores`` is taken only for M, so
+  that all selectors share one signature. ``scores: [M] -> int32 [k]``.
+  """
+  num_candidates = scores.shape[0]
+  _check_k(k, num_candidates)
+  return jax.random.permutation(key, num_candidates)[:k].astype(jnp.int32)
+
+
+SELECTORS: dict[str, Selector] = {
+    "top_k": top_k,
+    "uniform": uniform,
+    "random": random_subset,
+}
+
+
+def get_selector(name: str) -> Selector:
+  """Looks up a selector by its ``selection.method`` name."""
+  if name not in SELECTORS:
+    raise ValueError(
+        f"unknown selection.method {name!r}; valid: {', '.join(sorted(SELECTORS))}")
+  return SELECTORS[name]
+
+
+def subset_size(num_candidates: int, *, fraction: float | None = None,
+                count: int | None = None) -> int:
+  """k, from exactly one of a fraction of the candidates or an absolute count.
+
+  ``fraction`` in (0, 1] gives ``max(1, int(fraction · num_candidates))``: the reference's
+  ``int(N · b)``, floored, including its float rounding (``int(0.29 · 100)`` is 28), so
+  that subset sizes match it exactly; at least 1 so a tiny fraction still trains.
+  ``count`` must be an integer in [1, num_candidates].
+  """
+  if num_candidates < 1:
+    raise ValueError(f"there must be at least one candidate, got {num_candidates}")
+  if (fraction is None) == (count is None):
+    raise ValueError("set exactly one of selection.subset_fraction and selection.subset_size,"
+                     f" got subset_fraction={fraction!r} and subset_size={count!r}")
+  if fraction is not None:
+    if isinstance(fraction, bool) or not 0 < fraction <= 1:
+      raise ValueError(f"selection.subset_fraction must be in (0, 1], got {fraction!r}")
+    return max(1, int(fraction * num_candidates))
+  if (isinstance(count, bool) or not isinstance(count, (int, np.integer))
+      or not 1 <= count <= num_candidates):
+    raise ValueError(
+        f"selection.subset_size must be in [1, {num_candidates}], got {count!r}")
+  return int(count)
+
+
+def class_histogram(labels_of_selected: np.ndarray, num_classes: int) -> np.ndarray:
+  """Percent of the selected examples in each class: int ``[n]`` -> float64 ``[num_classes]``.
+
+  Sums to 100, or is all zeros when nothing is selected.
+  """
+  labels = np.asarray(labels_of_selected).reshape(-1)
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"labels must be in [0, {num_classes}), got values in "
+                     f"[{labels.min()}, {labels.max()}]")
+  counts = np.bincount(labels.astype(np.int64), minlength=num_classes).astype(np.float64)
+  if not labels.size:
+    return counts
+  return counts * (100.0 / labels.size)
+
+
+def overlap_percent(previous_ids: np.ndarray | None, current_ids: np.ndarray) -> float | None:
+  """|S_e ∩ S_{e−1}| / |S_e| · 100: how much of this epoch's subset was also in the last.
+
+  Ids are compared as sets. Returns ``None`` when there is no previous selection (the first
+  selection epoch), rather than NaN, so the value stays valid JSON in the metrics log and
+  is clearly "not applicable" rather than a computation that went wrong. An empty current
+  selection gives 0.0.
+  """
+  if previous_ids is None:
+    return None
+  current = np.unique(np.asarray(current_ids))
+  if not current.size:
+    return 0.0
+  shared = np.intersect1d(current, np.asarray(previous_ids), assume_unique=False)
+  return 100.0 * shared.size / current.size

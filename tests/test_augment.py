@@ -1,0 +1,167 @@
+"""Tests for jaxsel.augment: mixup's λ, pairing, masking and loss."""
+
+import collections
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsel import augment, losses
+
+BATCH = 8
+INPUTS = jnp.asarray(np.random.default_rng(0).standard_normal((BATCH, 3)), jnp.float32)
+ALL_REAL = jnp.ones(BATCH, bool)
+# Four real rows scattered among padding, not only at the end.
+MASK = jnp.asarray([False, True, True, False, True, False, True, False])
+REAL_ROWS = (1, 2, 4, 6)
+
+
+NUM_KEYS = 4800
+
+
+# Compiling the Beta sampler dominates these tests, so one compilation serves all of them:
+# α is traced, the mask is an argument and every call draws for the same number of keys.
+@jax.jit
+def _vmapped_mixup(keys, mask, alpha):
+  return jax.vmap(lambda key: augment.mixup(key, INPUTS, mask, alpha=alpha))(keys)
+
+
+def _mixup_many(count, mask, alpha, seed=0):
+  """(mixed [count, B, 3], partners [count, B], lams [count]) for count keys."""
+  keys = jax.random.split(jax.random.key(seed), NUM_KEYS)
+  outputs = _vmapped_mixup(keys, mask, alpha)
+  return tuple(np.asarray(x)[:count] for x in outputs)
+
+
+def _assert_permutations(partners):
+  np.testing.assert_array_equal(np.sort(partners, axis=-1),
+                                np.broadcast_to(np.arange(BATCH), partners.shape))
+
+
+@pytest.mark.parametrize("alpha", [0.0, -1.0])
+def test_no_mixing_when_alpha_not_positive(alpha):
+  mixed, partners, lams = _mixup_many(4, ALL_REAL, alpha)
+  np.testing.assert_array_equal(lams, 1.0)
+  np.testing.assert_array_equal(mixed, np.broadcast_to(INPUTS, mixed.shape))
+  _assert_permutations(partners)
+  # λ = 1 makes the mixup loss the plain loss whatever the partner.
+  logits = INPUTS
+  labels = jnp.arange(BATCH) % 3
+  np.testing.assert_allclose(
+      augment.mixup_loss(losses.cross_entropy, logits, labels, partners[0], lams[0]),
+      losses.cross_entropy(logits, labels), rtol=1e-6)
+
+
+def test_mixed_inputs_are_the_convex_combination():
+  mixed, partners, lams = _mixup_many(16, ALL_REAL, 0.4)
+  _assert_permutations(partners)
+  assert len(np.unique(lams)) == 16  # a fresh λ per key
+  for x, partner, lam in zip(mixed, partners, lams):
+    expected = lam * np.asarray(INPUTS) + (1 - lam) * np.asarray(INPUTS)[partner]
+    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_without_mask_is_a_permutation():
+  key = jax.random.split(jax.random.key(0), NUM_KEYS)[0]
+  mixed, partner, lam = jax.jit(functools.partial(augment.mixup, alpha=0.4))(key, INPUTS)
+  assert partner.dtype == jnp.int32 and partner.shape == (BATCH,)
+  assert lam.dtype == jnp.float32 and lam.shape == ()
+  assert mixed.shape == INPUTS.shape and mixed.dtype == INPUTS.dtype
+  _assert_permutations(np.asarray(partner)[None])
+  # No mask is the same as an all-real mask.
+  same_mixed, same_partners, same_lams = _mixup_many(1, ALL_REAL, 0.4)
+  np.testing.assert_array_equal(partner, same_partners[0])
+  np.testing.assert_allclose(lam, same_lams[0], rtol=1e-6)
+  np.testing.assert_allclose(mixed, same_mixed[0], rtol=1e-6, atol=1e-7)
+
+
+def test_mask_pairs_real_with_real_and_padding_with_itself():
+  mixed, partners, _ = _mixup_many(64, MASK, 0.4)
+  _assert_permutations(partners)
+  real = np.asarray(MASK)
+  assert real[partners[:, real]].all()
+  np.testing.assert_array_equal(partners[:, ~real],
+                                np.broadcast_to(np.flatnonzero(~real), (64, 4)))
+  # λ x + (1 − λ) x = x up to rounding.
+  np.testing.assert_allclose(mixed[:, ~real],
+                             np.broadcast_to(np.asarray(INPUTS)[~real], (64, 4, 3)),
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_pairing_of_real_rows_is_uniform():
+  # 4 real rows: 24 permutations, each expected 4800 / 24 = 200 times (sd ≈ 14).
+  _, partners, _ = _mixup_many(4800, MASK, 0.4, seed=1)
+  counts = collections.Counter(tuple(p) for p in partners[:, REAL_ROWS])
+  assert len(counts) == 24
+  assert 130 < min(counts.values()) and max(counts.values()) < 270, counts
+
+
+def test_lambda_is_beta_distributed_and_not_folded():
+  # Beta(0.4, 0.4): mean 0.5, variance 1 / (4 (2α + 1)) = 1 / 7.2 = 0.1389, symmetric.
+  # Folding onto max(λ, 1 − λ) would put every draw at or above 0.5.
+  _, _, lams = _mixup_many(4000, ALL_REAL, 0.4, seed=2)
+  assert lams.min() >= 0.0 and lams.max() <= 1.0
+  assert abs(lams.mean() - 0.5) < 0.03
+  assert abs(lams.var() - 1 / 7.2) < 0.02
+  assert abs(np.mean(lams < 0.5) - 0.5) < 0.05
+
+
+def test_same_key_same_output():
+  first = _mixup_many(2, MASK, 0.4)
+  second = _mixup_many(2, MASK, 0.4)
+  for a, b in zip(first, second):
+    np.testing.assert_array_equal(a, b)
+  # ... and the two keys of the batch differ in both λ and pairing.
+  assert first[2][0] != first[2][1]
+  assert not np.array_equal(first[1][0], first[1][1])
+
+
+def test_mixup_loss_by_hand():
+  # p_0 = (0.7, 0.2, 0.1), y_0 = 0;  p_1 = (0.2, 0.5, 0.3), y_1 = 2;  π = (1, 0), λ = 0.6.
+  #   0: 0.6 · −log p_0[y_0 = 0] + 0.4 · −log p_0[y_1 = 2]
+  #      = 0.6 · 0.3566749 + 0.4 · 2.3025851 = 0.2140050 + 0.9210340 = 1.1350390
+  #   1: 0.6 · −log p_1[y_1 = 2] + 0.4 · −log p_1[y_0 = 0]
+  #      = 0.6 · 1.2039728 + 0.4 · 1.6094379 = 0.7223837 + 0.6437752 = 1.3661588
+  logits = jnp.log(jnp.asarray([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3]]))
+  values = jax.jit(augment.mixup_loss, static_argnums=0)(
+      losses.cross_entropy, logits, jnp.asarray([0, 2]), jnp.asarray([1, 0]),
+      jnp.float32(0.6))
+  np.testing.assert_allclose(values, [1.1350390, 1.3661588], rtol=1e-5)
+
+
+# --- crop + flip ---------------------------------------------------------------------------
+
+
+def _all_crops_and_flips(image, padding):
+  """Every image crop_flip may return for ``image`` [H, W, C] (numpy oracle)."""
+  height, width = image.shape[:2]
+  padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
+  crops = [padded[i:i + height, j:j + width]
+           for i in range(2 * padding + 1) for j in range(2 * padding + 1)]
+  return crops + [c[:, ::-1] for c in crops]
+
+
+def test_crop_flip_returns_a_crop_or_flip_of_each_padded_image():
+  images = np.arange(3 * 4 * 4 * 2, dtype=np.float32).reshape(3, 4, 4, 2) + 1
+  ids = jnp.array([5, 9, 11])
+  out = np.asarray(jax.jit(functools.partial(augment.crop_flip, padding=1))(
+      jax.random.PRNGKey(0), jnp.asarray(images), ids))
+  assert out.shape == images.shape
+  for image, result in zip(images, out):
+    assert any(np.array_equal(result, c) for c in _all_crops_and_flips(image, 1))
+
+
+def test_crop_flip_draw_depends_on_example_id_not_batch_position():
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.normal(size=(4, 6, 6, 1)), jnp.float32)
+  ids = jnp.array([3, 1, 4, 7])
+  fn = jax.jit(functools.partial(augment.crop_flip, padding=2))
+  key = jax.random.PRNGKey(1)
+  out = fn(key, images, ids)
+  order = jnp.array([2, 0, 3, 1])
+  np.testing.assert_array_equal(fn(key, images[order], ids[order]), out[order])
+  # Over many examples, both flips and several offsets occur (the draw is not constant).
+  many = fn(key, jnp.broadcast_to(images[:1], (64, 6, 6, 1)), jnp.arange(64))
+  assert len({np.asarray(m).tobytes() for m in many}) > 10
