@@ -59,8 +59,9 @@ class EpochSelector:
 
   def refresh_scores(self, state: TrainState, pool) -> TrainState:
     """Eval-mode entropy of every training example, written into the score table."""
-    plan = iterators.full_pass_plan(self._train_ids, batch_size=self._config.train.eval_batch_size,
-                                    steps_per_chunk=1)
+    plan = iterators.full_pass_plan(
+        self._train_ids, batch_size=self._config.train.eval_batch_size,
+        steps_per_chunk=self._config.train.steps_per_chunk)
     table = state.trackers[SCORE_TABLE]
     for ids, mask in plan.chunks():
       table = self._score_chunk(state, table, pool, ids, mask)

@@ -12,12 +12,13 @@ image and an interrupted run leaves no partial file under the final name.
 from collections.abc import Mapping, Sequence
 import math
 import os
-import tempfile
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
+
+from jaxsel import files
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -27,24 +28,11 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save_atomically(figure: Figure, path: str | os.PathLike, *, dpi: int = 120) -> str:
-  """Saves ``figure`` to ``path`` via a temporary file in the same directory."""
+  """Saves ``figure`` to ``path`` via a temporary file renamed into place."""
   path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  # Same directory, so os.replace is a rename within one file system (atomic on POSIX).
-  suffix = os.path.splitext(path)[1] or ".png"
-  file_format = suffix[1:].lower()
-  fd, temp_path = tempfile.mkstemp(
-      dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix
-  )
-  try:
-    with os.fdopen(fd, "wb") as f:
-      figure.savefig(f, format=file_format, dpi=dpi)
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
+  file_format = (os.path.splitext(path)[1] or ".png")[1:].lower()
+  with files.atomic_output(path) as temp_path, open(temp_path, "wb") as f:
+    figure.savefig(f, format=file_format, dpi=dpi)
   return path
 
 
@@ -67,6 +55,23 @@ def reliability_diagram(
   Returns:
     The path written.
   """
+  return reliability_grid([(title, diagram_data, ece)], path)
+
+
+def reliability_grid(
+    panels: Sequence[tuple[str | None, Mapping[str, Any], float | None]],
+    path: str | os.PathLike,
+) -> str:
+  """Reliability diagrams side by side: one ``(title, diagram_data, ece)`` per panel."""
+  figure = _new_figure(4.2 * len(panels) + 0.8, 6.0)
+  axes = figure.subplots(2, len(panels), sharex=True, squeeze=False,
+                         gridspec_kw={"height_ratios": [3, 1]})
+  for column, (title, diagram_data, ece) in enumerate(panels):
+    _draw_reliability(axes[0, column], axes[1, column], diagram_data, title=title, ece=ece)
+  return _save_atomically(figure, path)
+
+
+def _draw_reliability(top, bottom, diagram_data, *, title, ece) -> None:
   lower = np.asarray(diagram_data["bin_lower"], np.float64)
   upper = np.asarray(diagram_data["bin_upper"], np.float64)
   count = np.asarray(diagram_data["count"], np.float64)
@@ -74,11 +79,6 @@ def reliability_diagram(
   confidence = np.asarray(diagram_data["confidence"], np.float64)
   width = upper - lower
   occupied = count > 0
-
-  figure = _new_figure(5.0, 6.0)
-  top, bottom = figure.subplots(
-      2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-  )
 
   top.bar(
       lower[occupied],
@@ -129,6 +129,35 @@ def reliability_diagram(
   )
   bottom.set_xlabel("confidence")
   bottom.set_ylabel("count")
+
+
+
+
+def metric_vs_subset(
+    series: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    metrics: Sequence[tuple[str, str]] = (("test_accuracy", "test accuracy (%)"),
+                                          ("test_ece", "test ECE (%)")),
+) -> str:
+  """One panel per metric against the subset size, one line (mean ± std) per series.
+
+  Each series is a mapping with ``label``, ``percent`` ([n] subset sizes in %), and for
+  every metric key ``mean`` / ``std`` dicts of [n] values; ``linestyle`` and ``color``
+  are optional.
+  """
+  figure = _new_figure(5.0 * len(metrics), 4.2)
+  axes = figure.subplots(1, len(metrics), squeeze=False)[0]
+  for ax, (key, label) in zip(axes, metrics):
+    for line in series:
+      ax.errorbar(line["percent"], line["mean"][key], yerr=line["std"][key],
+                  label=line["label"], linestyle=line.get("linestyle", "-"),
+                  color=line.get("color"), marker="o", markersize=4, capsize=3)
+    ax.set_xlabel("examples per epoch after warm-up (%)")
+    ax.set_ylabel(label)
+    ax.set_xticks(sorted({p for line in series for p in line["percent"]}))
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize="small")
   return _save_atomically(figure, path)
 
 

@@ -4,8 +4,9 @@ The unit of work handed to the device is a *chunk*: ``steps_per_chunk`` batches 
 ids run as one ``lax.scan``. The dataset stays on the device and batches are gathered inside
 jit, so an epoch is a handful of asynchronous calls with no host synchronisation, and every
 call has the same shapes whatever the size of the index set (see ``data/iterators.py``).
-Steps whose mask is all False (padding at the end of an epoch) are skipped with
-``lax.cond``, so they neither update parameters nor advance the optimizer's step count.
+Steps whose mask is all False (padding at the end of an epoch or pass) are skipped with
+``lax.cond``, so they cost nothing and neither update parameters nor advance the
+optimizer's step count.
 """
 
 import collections
@@ -152,14 +153,18 @@ def predict(state: TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
 def eval_chunk(state, data, example_ids, mask, *, num_bins, reference_binning):
   """Accuracy / NLL / Brier / calibration sums over ``example_ids: [S, B]``."""
 
-  def body(sums, xs):
-    ids, step_mask = xs
+  def evaluate(sums, ids, step_mask):
     batch = gather_batch(data, ids, step_mask)
     logits = predict(state, batch["inputs"], step_mask)
     step_sums = metrics.calibration_sums(
         logits, batch["labels"], step_mask, num_bins=num_bins,
         reference_binning=reference_binning)
-    return jax.tree.map(jnp.add, sums, step_sums), None
+    return jax.tree.map(jnp.add, sums, step_sums)
+
+  def body(sums, xs):
+    ids, step_mask = xs
+    return jax.lax.cond(jnp.any(step_mask), evaluate, lambda s, *_: s,
+                        sums, ids, step_mask), None
 
   sums, _ = jax.lax.scan(body, metrics.empty_sums(num_bins), (example_ids, mask))
   return sums
@@ -172,11 +177,15 @@ def score_chunk(state, table, data, example_ids, mask, *, score_fn):
   parameters: a fresh score for every example, unlike the training-pass scores.
   """
 
-  def body(table, xs):
-    ids, step_mask = xs
+  def score(table, ids, step_mask):
     batch = gather_batch(data, ids, step_mask)
     scores = score_fn(predict(state, batch["inputs"], step_mask))
-    return trackers.scatter_set(table, ids, scores, step_mask), None
+    return trackers.scatter_set(table, ids, scores, step_mask)
+
+  def body(table, xs):
+    ids, step_mask = xs
+    return jax.lax.cond(jnp.any(step_mask), score, lambda t, *_: t,
+                        table, ids, step_mask), None
 
   table, _ = jax.lax.scan(body, table, (example_ids, mask))
   return table
@@ -224,7 +233,9 @@ class CompileClock:
   _EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
              "/jax/core/compile/jaxpr_to_mlir_module_duration",
              "/jax/core/compile/backend_compile_duration")
+  _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
   _seconds = 0.0
+  _compilations = 0
   _registered = False
 
   @classmethod
@@ -232,6 +243,14 @@ class CompileClock:
     del kwargs
     if event in cls._EVENTS:
       cls._seconds += duration
+    if event == cls._BACKEND_COMPILE:
+      cls._compilations += 1
+
+  @classmethod
+  def compilations(cls) -> int:
+    """XLA compilations since the clock was first read (any function, eager ops too)."""
+    cls.seconds()
+    return cls._compilations
 
   @classmethod
   def seconds(cls) -> float:

@@ -77,7 +77,7 @@ class _Evaluator:
 
   def sums(self, state: TrainState, data, ids: np.ndarray) -> metrics.CalibrationSums:
     plan = iterators.full_pass_plan(ids, batch_size=self._config.train.eval_batch_size,
-                                    steps_per_chunk=1)
+                                    steps_per_chunk=self._config.train.steps_per_chunk)
     total = metrics.empty_sums(self._config.metrics.num_bins)
     for chunk_ids, chunk_mask in plan.chunks():
       total = jax.tree.map(jnp.add, total,
@@ -165,8 +165,12 @@ def train_and_evaluate(
     workdir: str,
     *,
     on_epoch_end: EpochHook | None = None,
+    dataset: loading.Dataset | None = None,
 ) -> dict:
   """Trains, evaluates and writes everything to ``workdir``; returns the summary.
+
+  ``dataset``, if given, must be what ``config.dataset`` loads (callers running many
+  configs on one dataset pass it to skip re-reading it).
 
   Outputs: ``config.json``, ``metrics.jsonl`` (one record per epoch), ``checkpoints/``,
   and at the end ``summary.json``, ``reliability_test.png``, ``curves.png``,
@@ -181,7 +185,7 @@ def train_and_evaluate(
     with open(summary_path) as f:
       return json.load(f)
 
-  dataset = _load_data(config)
+  dataset = dataset or _load_data(config)
   config_checks.check_against_data(config, num_train=len(dataset.train_ids))
   target_artifact = None
   if config.target.path:
@@ -308,6 +312,7 @@ def _finish(config, workdir, state, dataset, pool, evaluator, selector, host,
     summary["val_accuracy"] = records[-1]["val_accuracy"]
     summary["val_ece"] = records[-1]["val_ece"]
   diagram = metrics.reliability_diagram_data(test_sums)
+  summary["test_reliability"] = {k: np.asarray(v).tolist() for k, v in diagram.items()}
   plotting.reliability_diagram(diagram, os.path.join(workdir, "reliability_test.png"),
                                title=f"{config.dataset.name} test",
                                ece=summary["test_ece"] / 100)  # the plot takes a fraction

@@ -94,3 +94,16 @@ def test_failed_save_leaves_no_temp_file(tmp_path):
     # Unknown image format: savefig fails after the temp file was created.
     plotting.score_histogram(np.arange(10), tmp_path / "scores.notaformat")
   _assert_no_leftovers(tmp_path, [])
+
+
+def test_reliability_grid_and_metric_vs_subset(tmp_path):
+  data, ece = _diagram_data()
+  plotting.reliability_grid([("a", data, ece), ("b", data, None)], tmp_path / "grid.png")
+  _assert_png(tmp_path / "grid.png")
+  series = [{"label": name, "percent": [10, 30, 100], "linestyle": style,
+             "mean": {"test_accuracy": [90, 92, 95], "test_ece": [3, 2, 1]},
+             "std": {"test_accuracy": [1, 0.5, 0.2], "test_ece": [0.3, 0.2, 0.1]}}
+            for name, style in (("top_k", "-"), ("random", ":"))]
+  plotting.metric_vs_subset(series, tmp_path / "curves.png")
+  _assert_png(tmp_path / "curves.png")
+  _assert_no_leftovers(tmp_path, {"grid.png", "curves.png"})

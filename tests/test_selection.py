@@ -193,3 +193,15 @@ def test_overlap_percent():
   assert selection.overlap_percent(np.asarray([1, 2]), np.asarray([3, 4])) == 0.0
   # Only |S_e| is the denominator: a larger previous subset does not dilute the overlap.
   assert selection.overlap_percent(np.arange(100), np.asarray([7])) == 100.0
+
+
+@pytest.mark.parametrize("k", [1, 13, 100, 299])
+def test_top_k_with_many_ties_takes_the_top_scores_in_descending_order(k):
+  # Five score levels over 300 candidates: the k-th place almost always falls in a tie.
+  scores = np.random.default_rng(k).integers(0, 5, size=300).astype(np.float32)
+  picked = _select(selection.top_k, scores, k)
+  assert len(set(picked.tolist())) == k
+  np.testing.assert_array_equal(scores[picked], np.sort(scores)[::-1][:k])
+  # The same set as the full-sort ranking would pick, up to which tied ones.
+  reference = np.asarray(selection.descending_order(KEY, jnp.asarray(scores)))[:k]
+  np.testing.assert_array_equal(np.sort(scores[picked]), np.sort(scores[reference]))

@@ -9,7 +9,8 @@ ARG = "DATASET[,CALIBRATION[,PERCENT[,VARIANT]]]":
   weight decay 5e-4, cosine annealing per epoch, lr 0.01 / 0.1, 200 epochs of which the
   first 10 on all data, 90/10 train/validation split, 15 ECE bins, crop + flip) or
   ``mnist1d`` (the same protocol on ``mnist1d/large``, 45,000 / 5,000 / 10,000 examples,
-  with the MNIST-1D paper's CNN at batch 32 and lr 0.05, which runs on a CPU).
+  with the MNIST-1D paper's CNN at batch 32 and lr 0.05, which runs on a CPU; 100 epochs
+  of which the first 5 on all data, half the paper's schedule).
 - CALIBRATION: ``none`` | ``label_smoothing`` | ``mixup`` | ``focal``, each with the
   hyper-parameter the paper used in that cell (``CELL_HPARAMS``; MNIST-1D uses CIFAR-10's).
 - PERCENT: ``100`` | ``30`` | ``20`` | ``10``: examples per epoch after warm-up, chosen by
@@ -75,6 +76,10 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
       config.dataset.name = "mnist1d/large"
       config.optimizer.learning_rate = 0.05
       config.train.eval_batch_size = 1000
+      # Half the paper's schedule, same 5 % warm-up share: the CNN converges on MNIST-1D
+      # well within it, and the 94-run grid then fits in under an hour on 2 CPU cores.
+      config.train.num_epochs = 100
+      config.selection.warmup_epochs = 5
     else:
       config.dataset.name = dataset
       config.model.name = "resnet34"

@@ -1,0 +1,132 @@
+"""What selection costs and saves on MNIST-1D (``mnist1d/large``, 45,000 training examples).
+
+    python -m benchmarks.selection_overhead
+
+Runs the calibrated-prioritization config (``configs/papers/calib_prioritization.py``,
+cross-entropy) three times in this process and prints, as ratios measured in this one run:
+
+1. one ``full_pass`` scoring pass over all training examples / one full-data training epoch
+   (target <= 0.5);
+2. one 10 % epoch / one full-data epoch, with ``train_step`` scores (target <= 0.15) and with
+   ``full_pass`` scores (target <= 0.6); an epoch here is its training plus its scoring and
+   selection, compilation excluded, validation excluded;
+3. XLA compilations after the first selection epoch has ended (target 0);
+4. the wall-clock speedup of the paper's protocol (200 epochs, the first 10 on all data,
+   then 10 % per epoch, ``train_step`` scores) over 200 full-data epochs (target >= 4x), with
+   both runs' test accuracy. Wall clock is the whole ``train_and_evaluate`` call
+   (compilation, validation every epoch, checkpoints, test) with the dataset already loaded.
+"""
+
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+from absl import app, flags, logging
+
+from configs.papers import calib_prioritization as paper
+from jaxsel import files, steps, train
+from jaxsel.data import loading
+
+_EPOCHS = flags.DEFINE_integer("epochs", 200, "Epochs of the end-to-end comparison.")
+_WARMUP = flags.DEFINE_integer("warmup_epochs", 10, "Full-data epochs before selecting.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where runs go (default: a temp dir).")
+
+
+def _config(*, percent: int, epochs: int, warmup: int, score_source: str = "train_step"):
+  config = paper.get_config(f"mnist1d,none,{percent}")
+  with config.unlocked():
+    config.train.num_epochs = epochs
+    config.selection.warmup_epochs = warmup
+    config.selection.score_source = score_source
+    config.progress_bar = "off"
+    config.checkpoint.every_epochs = 10
+  return config
+
+
+def _run(config, workdir, dataset, *, first_selection_epoch=None):
+  """(summary, records, wall seconds, compilations from the end of the first selection
+  epoch to the end of the last epoch)."""
+  compilations = {}
+
+  def hook(epoch, record):
+    del record
+    if epoch == first_selection_epoch:
+      compilations["after"] = steps.CompileClock.compilations()
+    if epoch == config.train.num_epochs - 1:
+      compilations["end"] = steps.CompileClock.compilations()
+
+  start = time.perf_counter()
+  with contextlib.redirect_stdout(io.StringIO()):
+    summary = train.train_and_evaluate(config, workdir, dataset=dataset, on_epoch_end=hook)
+  wall = time.perf_counter() - start
+  late = (compilations["end"] - compilations["after"] if "after" in compilations
+          else None)
+  return summary, files.read_jsonl(os.path.join(workdir, "metrics.jsonl")), wall, late
+
+
+def _epoch_seconds(records, *, selection: bool) -> float:
+  """Median training + scoring + selection seconds of warm-up or selection epochs
+  (epoch 0, which compiles, left out)."""
+  return statistics.median(
+      r["train_seconds"] + r["scoring_seconds"] + r["selection_seconds"]
+      for r in records[1:] if r["selection_epoch"] == selection)
+
+
+def _line(name, value, target, met):
+  print(f"  {name:<62} {value:>8}   target {target:<7} {'met' if met else 'NOT met'}")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  root = _WORKDIR.value or tempfile.mkdtemp(prefix="selection_overhead_")
+  epochs, warmup = _EPOCHS.value, _WARMUP.value
+  dataset = loading.load_dataset(paper.get_config("mnist1d").dataset.name)
+  print(f"MNIST-1D large: {len(dataset.train_ids):,} training examples; runs in {root}")
+
+  print(f"[1/3] {epochs} epochs, 10 % after {warmup} warm-up epochs, train_step scores")
+  sel, sel_records, sel_wall, late = _run(
+      _config(percent=10, epochs=epochs, warmup=warmup), os.path.join(root, "top_k_10"),
+      dataset, first_selection_epoch=warmup)
+  print(f"[2/3] {epochs} epochs on all data")
+  full, full_records, full_wall, _ = _run(
+      _config(percent=100, epochs=epochs, warmup=warmup), os.path.join(root, "full"), dataset)
+  short = warmup + 10
+  print(f"[3/3] {short} epochs, 10 % after {warmup} warm-up epochs, full_pass scores")
+  _, fp_records, _, fp_late = _run(
+      _config(percent=10, epochs=short, warmup=warmup, score_source="full_pass"),
+      os.path.join(root, "top_k_10_full_pass"), dataset, first_selection_epoch=warmup)
+
+  full_epoch = _epoch_seconds(full_records, selection=False)
+  scoring_pass = statistics.median(r["scoring_seconds"] for r in fp_records
+                                   if r["selection_epoch"])
+  ratio_train_step = _epoch_seconds(sel_records, selection=True) / full_epoch
+  ratio_full_pass = _epoch_seconds(fp_records, selection=True) / full_epoch
+  speedup = full_wall / sel_wall
+
+  print(f"\nfull-data epoch: {full_epoch:.3f} s (training only, median)")
+  _line("full_pass scoring pass / full-data epoch", f"{scoring_pass / full_epoch:.3f}",
+        "<= 0.5", scoring_pass / full_epoch <= 0.5)
+  _line("10 % epoch / full-data epoch, train_step scores", f"{ratio_train_step:.3f}",
+        "<= 0.15", ratio_train_step <= 0.15)
+  _line("10 % epoch / full-data epoch, full_pass scores", f"{ratio_full_pass:.3f}",
+        "<= 0.6", ratio_full_pass <= 0.6)
+  _line("compilations after the first selection epoch (train_step, full_pass)",
+        f"{late}, {fp_late}", "0", late == 0 and fp_late == 0)
+  _line(f"wall-clock speedup, {epochs} epochs ({warmup} warm-up, 10 %) vs all data",
+        f"{speedup:.2f}x", ">= 4x", speedup >= 4)
+  print(f"\n  {'run':<34} {'wall s':>8} {'train s':>8} {'test acc %':>10} {'test ECE %':>10}")
+  for name, summary, wall in (("all data", full, full_wall), ("10 % max entropy", sel,
+                                                               sel_wall)):
+    print(f"  {name:<34} {wall:>8.1f} {summary['train_seconds']:>8.1f} "
+          f"{summary['test_accuracy']:>10.2f} {summary['test_ece']:>10.2f}")
+  if _WORKDIR.value is None:
+    shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,107 @@
+"""Tables 1 and 2 of calibrated sample prioritization (Tata et al., 2022) on MNIST-1D.
+
+    python -m experiments.calib_prioritization
+
+runs, in this process and one after the other (sharing the loaded dataset):
+
+1. the target model (``mnist1d,target_model``: a wider CNN with BatchNorm and mixup α = 0.3,
+   trained on all data) which writes ``target.npz``;
+2. every run of ``configs/papers/calib_prioritization.py``'s ``sweep('mnist1d')``:
+   calibration ∈ {none, label smoothing, mixup, focal} × subset ∈ {100, 30, 20, 10} %
+   (Table 1), the random-subset baseline at {30, 20, 10} %, and calibration × {30, 20, 10} %
+   ranked by the target model (Table 2), each for 3 seeds;
+
+then writes ``experiments/results/calib_prioritization_mnist1d.{md,csv}`` and figures. A run
+whose workdir already holds ``summary.json`` is not run again, so an interrupted grid
+resumes where it stopped. Each run is equivalent to the command printed in the table file.
+"""
+
+import contextlib
+import csv
+import io
+import os
+import time
+
+from absl import app, flags, logging
+
+from configs.papers import calib_prioritization as paper
+from jaxsel import files, train
+from jaxsel.data import loading
+from experiments import calib_prioritization_report as report
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/calib_prioritization",
+                               "Parent directory of the runs.")
+_OUTPUT = flags.DEFINE_string("output", "experiments/results/calib_prioritization_mnist1d",
+                              "Path prefix of the .md / .csv / figure files.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
+_TABLES = flags.DEFINE_list("tables", ["1", "2"], "Which tables to run (1, 2).")
+
+DATASET = "mnist1d"
+CONFIG_FILE = "configs/papers/calib_prioritization.py"
+TARGET_ARG = f"{DATASET},target_model"
+
+
+def run_dir(arg: str, seed: int) -> str:
+  return os.path.join(_WORKDIR.value, arg.replace(",", "_"), f"seed{seed}")
+
+
+def command(arg: str, seed: int, target_path: str | None) -> str:
+  parts = ["python -m jaxsel.main", f"--config={CONFIG_FILE}:{arg}",
+           f"--workdir={run_dir(arg, seed)}", f"--config.seed={seed}"]
+  if target_path:
+    parts.append(f"--config.target.path={target_path}")
+  return " ".join(parts)
+
+
+def _run(arg: str, seed: int, dataset, target_path: str | None) -> dict:
+  config = paper.get_config(arg)
+  with config.unlocked():
+    config.seed = seed
+    config.progress_bar = "off"
+    if target_path:
+      config.target.path = target_path
+  with contextlib.redirect_stdout(io.StringIO()):  # one line per run instead of per epoch
+    return train.train_and_evaluate(config, run_dir(arg, seed), dataset=dataset)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  seeds = [int(s) for s in _SEEDS.value]
+  dataset = loading.load_dataset(paper.get_config(DATASET).dataset.name)
+  jobs = []  # (arg, seed, needs_target)
+  if "2" in _TABLES.value:
+    jobs.append((TARGET_ARG, 0, False))
+  for arg, seed in paper.sweep(DATASET, seeds=seeds):
+    is_table2 = arg.endswith(",target")
+    if str(2 if is_table2 else 1) in _TABLES.value:
+      jobs.append((arg, seed, is_table2))
+  target_path = run_dir(TARGET_ARG, 0)
+
+  start = time.perf_counter()
+  results = []
+  for number, (arg, seed, needs_target) in enumerate(jobs, 1):
+    run_start = time.perf_counter()
+    summary = _run(arg, seed, dataset, target_path if needs_target else None)
+    elapsed = time.perf_counter() - start
+    remaining = elapsed / number * (len(jobs) - number)
+    print(f"[{number}/{len(jobs)}] {arg} seed {seed}: test acc "
+          f"{summary['test_accuracy']:.2f} %  ECE {summary['test_ece']:.2f} %  "
+          f"({time.perf_counter() - run_start:.0f} s; ~{remaining / 60:.0f} min left)",
+          flush=True)
+    results.append({"arg": arg, "seed": seed, "summary": summary,
+                    "command": command(arg, seed, target_path if needs_target else None)})
+
+  rows = report.rows(results)
+  with files.atomic_output(_OUTPUT.value + ".csv") as tmp, open(tmp, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  figures = report.figures(results, _OUTPUT.value)
+  files.write_text(_OUTPUT.value + ".md", report.markdown(
+      results, figures=figures, seeds=seeds, grid_minutes=(time.perf_counter() - start) / 60))
+  print(f"wrote {_OUTPUT.value}.md and .csv ({len(results)} runs)")
+
+
+if __name__ == "__main__":
+  app.run(main)
