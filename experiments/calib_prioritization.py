@@ -79,16 +79,20 @@ def main(argv):
   target_path = run_dir(TARGET_ARG, 0)
 
   start = time.perf_counter()
-  results = []
+  results, ran, ran_seconds = [], 0, 0.0
   for number, (arg, seed, needs_target) in enumerate(jobs, 1):
     run_start = time.perf_counter()
+    finished = os.path.exists(os.path.join(run_dir(arg, seed), "summary.json"))
     summary = _run(arg, seed, dataset, target_path if needs_target else None)
-    elapsed = time.perf_counter() - start
-    remaining = elapsed / number * (len(jobs) - number)
+    seconds = time.perf_counter() - run_start
+    if not finished:
+      ran, ran_seconds = ran + 1, ran_seconds + seconds
+    # A rough estimate: later cells are smaller subsets than the mean so far.
+    remaining = ran_seconds / max(ran, 1) * (len(jobs) - number)
+    status = "done earlier" if finished else f"{seconds:.0f} s"
     print(f"[{number}/{len(jobs)}] {arg} seed {seed}: test acc "
           f"{summary['test_accuracy']:.2f} %  ECE {summary['test_ece']:.2f} %  "
-          f"({time.perf_counter() - run_start:.0f} s; ~{remaining / 60:.0f} min left)",
-          flush=True)
+          f"({status}; ~{remaining / 60:.0f} min left)", flush=True)
     results.append({"arg": arg, "seed": seed, "summary": summary,
                     "command": command(arg, seed, target_path if needs_target else None)})
 

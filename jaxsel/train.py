@@ -103,6 +103,10 @@ def _epoch_line(record: dict, num_epochs: int) -> str:
            f"train_acc {record['train_accuracy']:5.2f}%"]
   if "val_accuracy" in record:
     parts += [f"val_acc {record['val_accuracy']:5.2f}%", f"val_ece {record['val_ece']:5.2f}%"]
+  if record["selection_epoch"]:
+    overlap = record["overlap_with_previous"]
+    parts.append(f"selected {record['num_selected']}"
+                 + ("" if overlap is None else f" (overlap {overlap:.0f}%)"))
   parts.append(f"{record['seconds']:.2f}s")
   return "  ".join(parts)
 

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from configs import default
-from jaxsel import losses, metrics, models, optim, steps
+from jaxsel import losses, metrics, models, optim, scores, steps, trackers
 from jaxsel.data import iterators
 from jaxsel.state import create_train_state
 from tests.conftest import override
@@ -104,3 +104,45 @@ def test_eval_chunk_matches_metrics_on_all_logits(data):
   chunked = metrics.summarize(total)
   for key in ("accuracy", "nll", "brier", "ece", "count"):
     np.testing.assert_allclose(chunked[key], direct[key], rtol=1e-5, atol=1e-6)
+
+
+def _tracked_state():
+  tracker = trackers.combine({"last_entropy": trackers.last_score(scores.entropy)})
+  state = _state()
+  return state.replace(trackers=tracker.init(NUM_EXAMPLES)), tracker
+
+
+def test_train_step_scores_only_the_trained_examples_the_rest_stay_stale(data):
+  state, tracker = _tracked_state()
+  state = state.replace(trackers={"last_entropy": jnp.full(NUM_EXAMPLES, -1.0)})
+  subset = np.array([3, 10, 11, 40, 95], np.int32)
+  plan = iterators.train_plan(subset, batch_size=4, steps_per_chunk=2, shuffle_seed=(0, 0))
+  chunk = steps.jit_train_chunk(functools.partial(_step_fn(),
+                                                  update_trackers=tracker.update),
+                                name="test_stale")
+  for ids, mask in plan.chunks():
+    state, _ = chunk(state, data, ids, mask, np.int32(0))
+  table = np.asarray(state.trackers["last_entropy"])
+  others = np.setdiff1d(np.arange(NUM_EXAMPLES), subset)
+  assert np.all(table[others] == -1.0)  # padding rows (id 0) wrote nothing either
+  assert np.all((table[subset] > 0) & (table[subset] <= 1))
+
+
+def test_mixup_scores_the_mixed_or_the_unmixed_view(data):
+  state, tracker = _tracked_state()
+  batch = steps.gather_batch(data, jnp.arange(8, dtype=jnp.int32), jnp.ones(8, bool))
+  run = lambda **kw: jax.jit(functools.partial(  # noqa: E731
+      _step_fn(), update_trackers=tracker.update, mixup_alpha=1.0, **kw))(state, batch, 0)
+  mixed, _ = run(score_unmixed_view=False)
+  unmixed, _ = run(score_unmixed_view=True)
+  # The un-mixed view is the entropy of a train-mode forward of the clean inputs with the
+  # parameters before the update.
+  clean_logits = state.apply_fn({"params": state.params}, batch["inputs"], train=True,
+                                mask=batch["mask"])
+  np.testing.assert_allclose(unmixed.trackers["last_entropy"][:8],
+                             scores.entropy(clean_logits), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(mixed.trackers["last_entropy"][:8], scores.entropy(clean_logits),
+                         atol=1e-4)
+  # Either way the update itself is the same.
+  for x, y in zip(jax.tree.leaves(mixed.params), jax.tree.leaves(unmixed.params)):
+    np.testing.assert_array_equal(x, y)
