@@ -137,7 +137,8 @@ def jaxsel_epoch_runner(model, batch: int, steps_per_chunk: int, num_examples: i
 
   def run_epoch() -> int:
     for ids, mask in plan.chunks():
-      holder["state"], sums = chunk(holder["state"], data, ids, mask, np.int32(0))
+      holder["state"], sums = chunk(holder["state"], steps.empty_train_sums(), data, ids,
+                                    mask, np.int32(0))
     jax.block_until_ready(sums)
     return plan.num_steps
 

@@ -64,6 +64,13 @@ def _run(arg: str, seed: int, dataset, target_path: str | None) -> dict:
     return train.train_and_evaluate(config, run_dir(arg, seed), dataset=dataset)
 
 
+def _run_wall_seconds(workdir: str) -> float:
+  """Wall time of a finished run: from its config.json (written when training starts) to
+  its summary.json (written last), so also right for runs done by an earlier invocation."""
+  return (os.path.getmtime(os.path.join(workdir, "summary.json"))
+          - os.path.getmtime(os.path.join(workdir, "config.json")))
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -94,7 +101,8 @@ def main(argv):
           f"{summary['test_accuracy']:.2f} %  ECE {summary['test_ece']:.2f} %  "
           f"({status}; ~{remaining / 60:.0f} min left)", flush=True)
     results.append({"arg": arg, "seed": seed, "summary": summary,
-                    "command": command(arg, seed, target_path if needs_target else None)})
+                    "command": command(arg, seed, target_path if needs_target else None),
+                    "wall_seconds": _run_wall_seconds(run_dir(arg, seed))})
 
   rows = report.rows(results)
   with files.atomic_output(_OUTPUT.value + ".csv") as tmp, open(tmp, "w", newline="") as f:
@@ -102,8 +110,9 @@ def main(argv):
     writer.writeheader()
     writer.writerows(rows)
   figures = report.figures(results, _OUTPUT.value)
+  grid_minutes = sum(r["wall_seconds"] for r in results) / 60
   files.write_text(_OUTPUT.value + ".md", report.markdown(
-      results, figures=figures, seeds=seeds, grid_minutes=(time.perf_counter() - start) / 60))
+      results, figures=figures, seeds=seeds, grid_minutes=grid_minutes))
   print(f"wrote {_OUTPUT.value}.md and .csv ({len(results)} runs)")
 
 

@@ -257,11 +257,28 @@ def claims(grid) -> list[str]:
                f"(cross-entropy): {verdict(full - tenth <= 1.5)} — "
                f"{full - tenth:.2f} points.")
   random = means("random", methods=("none",))
+  random_ece = means("random", "test_ece", methods=("none",))
   if random and acc:
     gaps = {p: acc[("none", p)] - random[("none", p)] for p in subsets}
-    out.append("Max-entropy subsets beat fresh random subsets (cross-entropy): "
+    out.append("Max-entropy subsets beat fresh random subsets in accuracy (cross-entropy): "
                f"{verdict(all(g > 0 for g in gaps.values()))} — accuracy difference "
                + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items()) + " points.")
+  if random_ece and ece:
+    gaps = {p: ece[("none", p)] - random_ece[("none", p)] for p in subsets}
+    out.append("(Not a claim of the paper.) Max-entropy subsets give lower test ECE than "
+               f"random subsets (cross-entropy): {verdict(all(g < 0 for g in gaps.values()))}"
+               " — ECE difference " + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items())
+               + " points.")
+  over = means("top_k", "test_oe")
+  if over and ece:
+    out.append("(Diagnosis.) Over-confidence error against ECE, averaged over 30/20/10 %: "
+               + ", ".join(
+                   f"{CALIBRATION_NAMES[c]} {statistics.fmean(over[(c, p)] for p in subsets):.2f}"
+                   f" of {statistics.fmean(ece[(c, p)] for p in subsets):.2f}"
+                   for c in paper.CALIBRATIONS)
+               + " %: where OE is a small part of ECE the model is under-confident, i.e. "
+               "the calibration method over-corrects a model that is already well "
+               "calibrated.")
   return out
 
 
@@ -285,7 +302,8 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
       f"last-epoch model, mean ± std over {len(seeds)} seeds ({', '.join(map(str, seeds))}).",
       "",
       "Whole grid: `python -m experiments.calib_prioritization` "
-      f"({len(results)} runs; this invocation took {grid_minutes:.0f} min on 2 CPU cores). "
+      f"({len(results)} runs, {grid_minutes:.0f} min of run wall time on 2 CPU cores, one "
+      "run after the other). "
       "Each cell's command (first seed; the others differ only in `--config.seed` and "
       "`--workdir`) is in the `.csv` beside this file, e.g.",
       "",

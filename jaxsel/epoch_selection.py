@@ -73,7 +73,7 @@ class EpochSelector:
     costs = {"scoring_seconds": 0.0, "selection_seconds": 0.0, "examples_scored": 0}
     if not self.is_selection_epoch(epoch):
       return self._train_ids, state, costs
-    start = time.perf_counter()
+    compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
     if self._target is not None:
       candidate_scores = jnp.asarray(
           self._target.scores(mode=self._config.target.mode, epoch=epoch))
@@ -83,12 +83,14 @@ class EpochSelector:
         costs["examples_scored"] = len(self._train_ids)
       candidate_scores = state.trackers[SCORE_TABLE][self._train_ids_device]
     candidate_scores.block_until_ready()
-    costs["scoring_seconds"] = time.perf_counter() - start
-    start = time.perf_counter()
+    compile_between, middle = steps.CompileClock.seconds(), time.perf_counter()
     positions = np.asarray(self._select(selection_key(self._config.seed, epoch),
                                         candidate_scores))
     ids = np.sort(self._train_ids[positions])
-    costs["selection_seconds"] = time.perf_counter() - start
+    # Seconds of work, compilation (first selection epoch only) excluded.
+    costs["scoring_seconds"] = middle - start - (compile_between - compile_before)
+    costs["selection_seconds"] = (time.perf_counter() - middle
+                                  - (steps.CompileClock.seconds() - compile_between))
     return ids, state, costs
 
 

@@ -36,8 +36,12 @@ def write_json(path: str, obj) -> None:
   write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def jsonl_line(record: dict) -> str:
+  return json.dumps(record, sort_keys=True) + "\n"
+
+
 def write_jsonl(path: str, records: list[dict]) -> None:
-  write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+  write_text(path, "".join(jsonl_line(r) for r in records))
 
 
 def read_jsonl(path: str) -> list[dict]:

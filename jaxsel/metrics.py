@@ -94,10 +94,14 @@ def _check_num_bins(num_bins: int) -> None:
 
 
 def empty_sums(num_bins: int = DEFAULT_NUM_BINS) -> CalibrationSums:
-  """Sums of zero examples: the identity of ``merge``."""
+  """Sums of zero examples: the identity of ``merge``.
+
+  Host (numpy) zeros: usable as jit inputs and in ``summarize`` without compiling an eager
+  device op.
+  """
   _check_num_bins(num_bins)
-  bins = jnp.zeros((num_bins,), jnp.float32)
-  scalar = jnp.zeros((), jnp.float32)
+  bins = np.zeros((num_bins,), np.float32)
+  scalar = np.zeros((), np.float32)
   return CalibrationSums(bins, bins, bins, scalar, scalar, scalar, scalar)
 
 

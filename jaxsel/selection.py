@@ -60,6 +60,16 @@ def descending_order(key: jax.Array, scores: jax.Array) -> jax.Array:
   return order.astype(jnp.int32)
 
 
+def _largest(values: jax.Array, k: int) -> jax.Array:
+  """Positions of the k largest float32 ``values`` (equal values: lower position first).
+
+  Only the float32, indices-only form of ``lax.top_k`` is used: on XLA:CPU it is several
+  times faster than ``top_k`` of integers or than asking for the values too (measured:
+  1.7 ms against 9-11 ms for k = 4,500 of 45,000), and both are far cheaper than a sort.
+  """
+  return jax.lax.top_k(values.astype(jnp.float32), k)[1]
+
+
 @functools.partial(jax.jit, static_argnames="k")
 def top_k(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
   """The k highest-score candidates, highest first: ranks 0, 1, …, k − 1.
@@ -67,23 +77,23 @@ def top_k(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
   With entropy scores this is the max-entropy subset of calibrated sample prioritization.
   ``scores: [M] -> int32 [k]``. Same ranking rule as ``descending_order`` (descending
   score, NaN last, equal scores in a random order drawn from ``key``), but found with two
-  partial selections (``lax.top_k``) and a sort of only the k winners: a full sort of
-  M = 45,000 scores costs more on CPU than training a 10 % epoch.
+  partial selections and a sort of only the k winners: a full sort of M = 45,000 scores
+  costs more on CPU than training a 10 % epoch.
   """
   num_candidates = scores.shape[0]
   _check_k(k, num_candidates)
   is_nan = jnp.isnan(scores)
   finite_or_inf = jnp.where(is_nan, -jnp.inf, scores)
-  threshold = jax.lax.top_k(finite_or_inf, k)[0][-1]  # the k-th highest score
-  # Everything above the threshold is in; the rest of the k places go to candidates at
-  # the threshold, non-NaN first, in the order of their random tie-break bits.
-  tie_bits = jax.random.bits(key, (num_candidates,), jnp.uint32) >> 2  # < 2**30
-  at_threshold = 1 + tie_bits + jnp.where(is_nan, 0, 2**30).astype(jnp.uint32)
-  priority = jnp.where(finite_or_inf > threshold, jnp.uint32(2**31 + 2**30),
-                       jnp.where(finite_or_inf == threshold, at_threshold, 0))
-  winners = jax.lax.top_k(priority, k)[1]
+  threshold = jnp.min(finite_or_inf[_largest(finite_or_inf, k)])  # the k-th highest score
+  # Everything above the threshold is in; the rest of the k places go to candidates at the
+  # threshold, non-NaN first, in the order of a random tie-break in [0, 1).
+  tie_break = jax.random.uniform(key, (num_candidates,))
+  at_threshold = 1.0 + tie_break + jnp.where(is_nan, 0.0, 1.0)  # [1, 3)
+  priority = jnp.where(finite_or_inf > threshold, 4.0,
+                       jnp.where(finite_or_inf == threshold, at_threshold, 0.0))
+  winners = _largest(priority, k)
   # Highest first, ties in tie-break order (NaN sorts after every number).
-  order = jnp.lexsort((tie_bits[winners], -scores[winners]))
+  order = jnp.lexsort((-tie_break[winners], -scores[winners]))
   return winners[order].astype(jnp.int32)
 
 
@@ -108,13 +118,12 @@ def random_subset(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
 
   The baseline every selection method has to beat. ``scores`` is taken only for M, so
   that all selectors share one signature. ``scores: [M] -> int32 [k]``. The k candidates
-  with the largest of M independent random 32-bit draws (a partial selection, cheaper on
-  CPU than permuting all M); equal draws, about M² / 2³³ pairs, go to the lower position.
+  with the largest of M independent uniform draws (a partial selection, cheaper on CPU
+  than permuting all M); the rare equal draws go to the lower position.
   """
   num_candidates = scores.shape[0]
   _check_k(k, num_candidates)
-  draws = jax.random.bits(key, (num_candidates,), jnp.uint32)
-  return jax.lax.top_k(draws, k)[1].astype(jnp.int32)
+  return _largest(jax.random.uniform(key, (num_candidates,)), k).astype(jnp.int32)
 
 
 SELECTORS: dict[str, Selector] = {

@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxsel import augment, metrics, trackers
@@ -57,8 +58,9 @@ def _train_sums(per_example_loss, logits, batch) -> dict[str, jax.Array]:
   }
 
 
-def empty_train_sums() -> dict[str, jax.Array]:
-  return {k: jnp.zeros((), jnp.float32) for k in ("loss", "correct", "count")}
+def empty_train_sums() -> dict[str, np.ndarray]:
+  # Host zeros: a jit input like any other, with no eager device op to compile.
+  return {k: np.zeros((), np.float32) for k in ("loss", "correct", "count")}
 
 
 _AUGMENT_STREAM = 7  # folded into the run key so augmentation draws are their own stream
@@ -127,8 +129,12 @@ def train_step(
   return state, _train_sums(per_example, logits, batch)
 
 
-def train_chunk(state, data, example_ids, mask, epoch, *, step_fn):
-  """Runs ``step_fn`` over ``example_ids: [S, B]``, skipping all-padding steps."""
+def train_chunk(state, sums, data, example_ids, mask, epoch, *, step_fn):
+  """Runs ``step_fn`` over ``example_ids: [S, B]``, skipping all-padding steps.
+
+  ``sums`` (loss, correct, count) are carried in and out, so an epoch's totals build up on
+  the device with no per-chunk host work.
+  """
 
   def body(carry, xs):
     state, sums = carry
@@ -141,7 +147,7 @@ def train_chunk(state, data, example_ids, mask, epoch, *, step_fn):
         state)
     return (state, jax.tree.map(jnp.add, sums, step_sums)), None
 
-  (state, sums), _ = jax.lax.scan(body, (state, empty_train_sums()), (example_ids, mask))
+  (state, sums), _ = jax.lax.scan(body, (state, sums), (example_ids, mask))
   return state, sums
 
 
@@ -150,8 +156,8 @@ def predict(state: TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
   return state.apply_fn(_variables(state, state.params), inputs, train=False, mask=mask)
 
 
-def eval_chunk(state, data, example_ids, mask, *, num_bins, reference_binning):
-  """Accuracy / NLL / Brier / calibration sums over ``example_ids: [S, B]``."""
+def eval_chunk(state, sums, data, example_ids, mask, *, num_bins, reference_binning):
+  """Adds the accuracy / NLL / Brier / calibration sums of ``example_ids: [S, B]``."""
 
   def evaluate(sums, ids, step_mask):
     batch = gather_batch(data, ids, step_mask)
@@ -166,7 +172,7 @@ def eval_chunk(state, data, example_ids, mask, *, num_bins, reference_binning):
     return jax.lax.cond(jnp.any(step_mask), evaluate, lambda s, *_: s,
                         sums, ids, step_mask), None
 
-  sums, _ = jax.lax.scan(body, metrics.empty_sums(num_bins), (example_ids, mask))
+  sums, _ = jax.lax.scan(body, sums, (example_ids, mask))
   return sums
 
 
@@ -206,13 +212,14 @@ def _counting_traces(name: str, fn):
 
 
 def jit_train_chunk(step_fn, *, name: str = "train_chunk"):
-  """``(state, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is donated."""
+  """``(state, sums, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is
+  donated (the sums are a few scalars, not worth it)."""
   fn = functools.partial(train_chunk, step_fn=step_fn)
   return jax.jit(_counting_traces(name, fn), donate_argnums=0)
 
 
 def jit_eval_chunk(*, num_bins: int, reference_binning: bool, name: str = "eval_chunk"):
-  """``(state, data, ids, mask) -> CalibrationSums``, jitted."""
+  """``(state, sums, data, ids, mask) -> CalibrationSums``, jitted."""
   fn = functools.partial(eval_chunk, num_bins=num_bins, reference_binning=reference_binning)
   return jax.jit(_counting_traces(name, fn))
 

@@ -80,8 +80,7 @@ class _Evaluator:
                                     steps_per_chunk=self._config.train.steps_per_chunk)
     total = metrics.empty_sums(self._config.metrics.num_bins)
     for chunk_ids, chunk_mask in plan.chunks():
-      total = jax.tree.map(jnp.add, total,
-                           self._eval_chunk(state, data, chunk_ids, chunk_mask))
+      total = self._eval_chunk(state, total, data, chunk_ids, chunk_mask)
     return jax.device_get(total)
 
 
@@ -117,8 +116,8 @@ def _run_chunks(config, train_chunk, state, pool, plan, epoch):
   totals = steps.empty_train_sums()
   with _progress(config, plan.num_chunks, f"epoch {epoch + 1}") as bar:
     for chunk_ids, chunk_mask in plan.chunks():
-      state, sums = train_chunk(state, pool, chunk_ids, chunk_mask, np.int32(epoch))
-      totals = jax.tree.map(jnp.add, totals, sums)
+      state, totals = train_chunk(state, totals, pool, chunk_ids, chunk_mask,
+                                  np.int32(epoch))
       bar.update()
   totals = jax.device_get(totals)  # the epoch's only host sync
   seconds = time.perf_counter() - start - (steps.CompileClock.seconds() - compile_before)
@@ -220,7 +219,9 @@ def train_and_evaluate(
     print(f"resuming {workdir} after epoch {latest + 1}", flush=True)
   # Records past the checkpoint belong to epochs that will run again.
   records = [r for r in files.read_jsonl(metrics_path) if r["epoch"] < host["next_epoch"]]
-  files.write_jsonl(metrics_path, records)
+  # Each record is serialised once; the file is rewritten (atomically) from these lines.
+  lines = [files.jsonl_line(r) for r in records]
+  files.write_text(metrics_path, "".join(lines))
 
   pool = _device_split(dataset.pool.inputs, dataset.pool.labels)
   loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
@@ -255,10 +256,10 @@ def train_and_evaluate(
     host["examples_backpropagated"] += plan.num_examples
     host["examples_forwarded"] += (plan.num_examples * (2 if score_unmixed else 1)
                                    + costs["examples_scored"])
-    position = epoch if config.schedule.unit == "epoch" else int(state.step) - 1
     record = {
         "epoch": epoch,
-        "lr": float(learning_rate_fn(position)),
+        # The rate the train step last set (per-epoch schedules: this epoch's).
+        "lr": float(state.opt_state.hyperparams["learning_rate"]),
         "train_loss": train_loss,
         "train_accuracy": 100.0 * float(totals["correct"] / totals["count"]),
         "selection_epoch": selector.is_selection_epoch(epoch),
@@ -276,7 +277,8 @@ def train_and_evaluate(
                                      "val"))
     record["seconds"] = time.perf_counter() - start
     records.append(record)
-    files.write_jsonl(metrics_path, records)
+    lines.append(files.jsonl_line(record))
+    files.write_text(metrics_path, "".join(lines))
     print(_epoch_line(record, num_epochs), flush=True)
 
     if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs:

@@ -58,7 +58,8 @@ def test_chunk_equals_steps_one_by_one_and_skips_padding_steps(data):
   ids = np.arange(40, dtype=np.int32)
   plan = iterators.full_pass_plan(ids, batch_size=16, steps_per_chunk=4)  # 3 real steps
   chunk = steps.jit_train_chunk(_step_fn(), name="test_chunk_equals")
-  state, sums = chunk(_state(), data, plan.example_ids[0], plan.mask[0], np.int32(0))
+  state, sums = chunk(_state(), steps.empty_train_sums(), data, plan.example_ids[0],
+                      plan.mask[0], np.int32(0))
   manual = _state()
   step = jax.jit(_step_fn())
   for ids_row, mask_row in zip(plan.example_ids[0][:3], plan.mask[0][:3]):
@@ -85,7 +86,7 @@ def test_no_recompilation_when_the_index_set_changes_size(data):
     plan = iterators.train_plan(np.arange(size), batch_size=8, steps_per_chunk=3,
                                 shuffle_seed=(0, epoch))
     for ids, mask in plan.chunks():
-      state, _ = chunk(state, data, ids, mask, np.int32(epoch))
+      state, _ = chunk(state, steps.empty_train_sums(), data, ids, mask, np.int32(epoch))
     if epoch == 0:
       traces_after_first_epoch = steps.TRACE_COUNTS["test_retrace"]
   assert traces_after_first_epoch == 1
@@ -98,7 +99,7 @@ def test_eval_chunk_matches_metrics_on_all_logits(data):
   evaluate = steps.jit_eval_chunk(num_bins=15, reference_binning=False)
   total = metrics.empty_sums(15)
   for ids, mask in plan.chunks():
-    total = jax.tree.map(jnp.add, total, evaluate(state, data, ids, mask))
+    total = evaluate(state, total, data, ids, mask)
   logits = steps.predict(state, data["inputs"], jnp.ones(NUM_EXAMPLES, bool))
   direct = metrics.summarize(metrics.calibration_sums(logits, data["labels"]))
   chunked = metrics.summarize(total)
@@ -121,7 +122,7 @@ def test_train_step_scores_only_the_trained_examples_the_rest_stay_stale(data):
                                                   update_trackers=tracker.update),
                                 name="test_stale")
   for ids, mask in plan.chunks():
-    state, _ = chunk(state, data, ids, mask, np.int32(0))
+    state, _ = chunk(state, steps.empty_train_sums(), data, ids, mask, np.int32(0))
   table = np.asarray(state.trackers["last_entropy"])
   others = np.setdiff1d(np.arange(NUM_EXAMPLES), subset)
   assert np.all(table[others] == -1.0)  # padding rows (id 0) wrote nothing either
