@@ -129,6 +129,18 @@ def train_step(
   return state, _train_sums(per_example, logits, batch)
 
 
+def _scan_real_steps(step, carry, example_ids, mask):
+  """Folds ``step(carry, ids [B], mask [B]) -> carry`` over the rows of ``example_ids:
+  [S, B]``; rows that are all padding are skipped (``lax.cond``) and cost nothing."""
+
+  def body(carry, xs):
+    ids, step_mask = xs
+    return jax.lax.cond(jnp.any(step_mask), step, lambda c, *_: c,
+                        carry, ids, step_mask), None
+
+  return jax.lax.scan(body, carry, (example_ids, mask))[0]
+
+
 def train_chunk(state, sums, data, example_ids, mask, epoch, *, step_fn):
   """Runs ``step_fn`` over ``example_ids: [S, B]``, skipping all-padding steps.
 
@@ -136,19 +148,12 @@ def train_chunk(state, sums, data, example_ids, mask, epoch, *, step_fn):
   the device with no per-chunk host work.
   """
 
-  def body(carry, xs):
+  def step(carry, ids, step_mask):
     state, sums = carry
-    ids, step_mask = xs
-    batch = gather_batch(data, ids, step_mask)
-    state, step_sums = jax.lax.cond(
-        jnp.any(step_mask),
-        lambda s: step_fn(s, batch, epoch),
-        lambda s: (s, empty_train_sums()),
-        state)
-    return (state, jax.tree.map(jnp.add, sums, step_sums)), None
+    state, step_sums = step_fn(state, gather_batch(data, ids, step_mask), epoch)
+    return state, jax.tree.map(jnp.add, sums, step_sums)
 
-  (state, sums), _ = jax.lax.scan(body, (state, sums), (example_ids, mask))
-  return state, sums
+  return _scan_real_steps(step, (state, sums), example_ids, mask)
 
 
 def predict(state: TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
@@ -159,7 +164,7 @@ def predict(state: TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
 def eval_chunk(state, sums, data, example_ids, mask, *, num_bins, reference_binning):
   """Adds the accuracy / NLL / Brier / calibration sums of ``example_ids: [S, B]``."""
 
-  def evaluate(sums, ids, step_mask):
+  def step(sums, ids, step_mask):
     batch = gather_batch(data, ids, step_mask)
     logits = predict(state, batch["inputs"], step_mask)
     step_sums = metrics.calibration_sums(
@@ -167,13 +172,7 @@ def eval_chunk(state, sums, data, example_ids, mask, *, num_bins, reference_binn
         reference_binning=reference_binning)
     return jax.tree.map(jnp.add, sums, step_sums)
 
-  def body(sums, xs):
-    ids, step_mask = xs
-    return jax.lax.cond(jnp.any(step_mask), evaluate, lambda s, *_: s,
-                        sums, ids, step_mask), None
-
-  sums, _ = jax.lax.scan(body, sums, (example_ids, mask))
-  return sums
+  return _scan_real_steps(step, sums, example_ids, mask)
 
 
 def score_chunk(state, table, data, example_ids, mask, *, score_fn):
@@ -183,18 +182,12 @@ def score_chunk(state, table, data, example_ids, mask, *, score_fn):
   parameters: a fresh score for every example, unlike the training-pass scores.
   """
 
-  def score(table, ids, step_mask):
+  def step(table, ids, step_mask):
     batch = gather_batch(data, ids, step_mask)
     scores = score_fn(predict(state, batch["inputs"], step_mask))
     return trackers.scatter_set(table, ids, scores, step_mask)
 
-  def body(table, xs):
-    ids, step_mask = xs
-    return jax.lax.cond(jnp.any(step_mask), score, lambda t, *_: t,
-                        table, ids, step_mask), None
-
-  table, _ = jax.lax.scan(body, table, (example_ids, mask))
-  return table
+  return _scan_real_steps(step, table, example_ids, mask)
 
 
 # Python-side trace counts of the jitted functions below, keyed by name. A function is
