@@ -35,7 +35,7 @@ def selection_key(seed: int, epoch: int) -> jax.Array:
 
 
 class EpochSelector:
-  """``choose(epoch, state, pool)`` -> the epoch's ids, the (re-scored) state, costs."""
+  """``choose(epoch, state, data)`` -> the epoch's ids, the (re-scored) state, costs."""
 
   def __init__(self, config, dataset: Dataset, *, target: TargetArtifact | None = None):
     sel = config.selection
@@ -48,45 +48,55 @@ class EpochSelector:
       self.num_selected = selection.subset_size(
           len(dataset.train_ids), fraction=None if sel.subset_size else sel.subset_fraction,
           count=sel.subset_size or None)
-      # Selectors are jitted with k static: one compilation per run.
-      self._select = functools.partial(selection.get_selector(sel.method),
-                                       k=self.num_selected)
+      selector = functools.partial(selection.get_selector(sel.method), k=self.num_selected)
+      train_ids = jnp.asarray(dataset.train_ids)
+
+      # Gather the candidates' scores, select and map back to sorted example ids in one
+      # compiled call: per-epoch dispatches cost as much as the work on a 2-core CPU.
+      @jax.jit
+      def select_ids(key, scores_of_candidates):
+        return jnp.sort(train_ids[selector(key, scores_of_candidates)])
+
+      @jax.jit
+      def select_ids_from_table(key, table):
+        return select_ids(key, table[train_ids])
+
+      self._select_ids = select_ids
+      self._select_ids_from_table = select_ids_from_table
     self._score_chunk = steps.jit_score_chunk(scores.entropy, name="score_chunk")
-    self._train_ids_device = jnp.asarray(dataset.train_ids)
 
   def is_selection_epoch(self, epoch: int) -> bool:
     return self.active and epoch >= self._config.selection.warmup_epochs
 
-  def refresh_scores(self, state: TrainState, pool) -> TrainState:
+  def refresh_scores(self, state: TrainState, data) -> TrainState:
     """Eval-mode entropy of every training example, written into the score table."""
     plan = iterators.full_pass_plan(
         self._train_ids, batch_size=self._config.train.eval_batch_size,
         steps_per_chunk=self._config.train.steps_per_chunk)
     table = state.trackers[SCORE_TABLE]
     for ids, mask in plan.chunks():
-      table = self._score_chunk(state, table, pool, ids, mask)
+      table = self._score_chunk(state, table, data, ids, mask)
     return state.replace(trackers={**state.trackers, SCORE_TABLE: table})
 
-  def choose(self, epoch: int, state: TrainState, pool) -> tuple[np.ndarray, TrainState, dict]:
+  def choose(self, epoch: int, state: TrainState, data) -> tuple[np.ndarray, TrainState, dict]:
     """Returns (sorted example ids, state, {'scoring_seconds', 'selection_seconds',
     'examples_scored'})."""
     costs = {"scoring_seconds": 0.0, "selection_seconds": 0.0, "examples_scored": 0}
     if not self.is_selection_epoch(epoch):
       return self._train_ids, state, costs
     compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
-    if self._target is not None:
-      candidate_scores = jnp.asarray(
-          self._target.scores(mode=self._config.target.mode, epoch=epoch))
-    else:
-      if self._config.selection.score_source == "full_pass":
-        state = self.refresh_scores(state, pool)
-        costs["examples_scored"] = len(self._train_ids)
-      candidate_scores = state.trackers[SCORE_TABLE][self._train_ids_device]
-    candidate_scores.block_until_ready()
+    if self._config.selection.score_source == "full_pass" and self._target is None:
+      state = self.refresh_scores(state, data)
+      jax.block_until_ready(state.trackers[SCORE_TABLE])
+      costs["examples_scored"] = len(self._train_ids)
     compile_between, middle = steps.CompileClock.seconds(), time.perf_counter()
-    positions = np.asarray(self._select(selection_key(self._config.seed, epoch),
-                                        candidate_scores))
-    ids = np.sort(self._train_ids[positions])
+    key = selection_key(self._config.seed, epoch)
+    if self._target is not None:
+      ids = self._select_ids(key, jnp.asarray(
+          self._target.scores(mode=self._config.target.mode, epoch=epoch)))
+    else:
+      ids = self._select_ids_from_table(key, state.trackers[SCORE_TABLE])
+    ids = np.asarray(ids)
     # Seconds of work, compilation (first selection epoch only) excluded.
     costs["scoring_seconds"] = middle - start - (compile_between - compile_before)
     costs["selection_seconds"] = (time.perf_counter() - middle

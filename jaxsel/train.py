@@ -56,8 +56,21 @@ def _check_workdir(config, workdir: str) -> str:
   return path
 
 
-def _device_split(inputs: np.ndarray, labels: np.ndarray) -> dict[str, jax.Array]:
-  return {"inputs": jax.device_put(inputs), "labels": jax.device_put(labels)}
+def _device_data(dataset: loading.Dataset) -> dict[str, jax.Array]:
+  """The pool rows (indexed by example id) followed by the test rows, on the device.
+
+  One array for both, so validation and test passes share one compiled function; test
+  example ``i`` is row ``len(pool) + i`` (see ``_test_rows``). Training ids are pool ids,
+  so training never sees a test row.
+  """
+  return {"inputs": jax.device_put(np.concatenate([dataset.pool.inputs,
+                                                   dataset.test.inputs])),
+          "labels": jax.device_put(np.concatenate([dataset.pool.labels,
+                                                   dataset.test.labels]))}
+
+
+def _test_rows(dataset: loading.Dataset) -> np.ndarray:
+  return np.arange(len(dataset.pool), len(dataset.pool) + len(dataset.test), dtype=np.int32)
 
 
 def _progress(config, total: int, desc: str):
@@ -110,13 +123,13 @@ def _epoch_line(record: dict, num_epochs: int) -> str:
   return "  ".join(parts)
 
 
-def _run_chunks(config, train_chunk, state, pool, plan, epoch):
+def _run_chunks(config, train_chunk, state, data, plan, epoch):
   """Trains on one epoch's plan; returns (state, host-side sums, seconds without compile)."""
   compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
   totals = steps.empty_train_sums()
   with _progress(config, plan.num_chunks, f"epoch {epoch + 1}") as bar:
     for chunk_ids, chunk_mask in plan.chunks():
-      state, totals = train_chunk(state, totals, pool, chunk_ids, chunk_mask,
+      state, totals = train_chunk(state, totals, data, chunk_ids, chunk_mask,
                                   np.int32(epoch))
       bar.update()
   totals = jax.device_get(totals)  # the epoch's only host sync
@@ -223,7 +236,7 @@ def train_and_evaluate(
   lines = [files.jsonl_line(r) for r in records]
   files.write_text(metrics_path, "".join(lines))
 
-  pool = _device_split(dataset.pool.inputs, dataset.pool.labels)
+  data = _device_data(dataset)
   loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
   score_unmixed = config.selection.score_unmixed_view and mixup_alpha > 0
   train_chunk = steps.jit_train_chunk(functools.partial(
@@ -236,12 +249,12 @@ def train_and_evaluate(
   num_epochs = config.train.num_epochs
   for epoch in range(host["next_epoch"], num_epochs):
     start = time.perf_counter()
-    epoch_ids, state, costs = selector.choose(epoch, state, pool)
+    epoch_ids, state, costs = selector.choose(epoch, state, data)
     plan = iterators.train_plan(
         epoch_ids, batch_size=config.train.batch_size,
         steps_per_chunk=config.train.steps_per_chunk, shuffle_seed=(config.seed, epoch),
         drop_remainder=config.train.drop_remainder)
-    state, totals, train_seconds = _run_chunks(config, train_chunk, state, pool, plan, epoch)
+    state, totals, train_seconds = _run_chunks(config, train_chunk, state, data, plan, epoch)
     train_loss = float(totals["loss"] / totals["count"])
     _check_finite(train_loss, epoch, ckpt, workdir)
     if TRAJECTORY in state.trackers:
@@ -273,7 +286,7 @@ def train_and_evaluate(
     }
     host["previous_ids"] = epoch_ids.tolist()
     if len(dataset.validation_ids):
-      record.update(_percent_summary(evaluator.sums(state, pool, dataset.validation_ids),
+      record.update(_percent_summary(evaluator.sums(state, data, dataset.validation_ids),
                                      "val"))
     record["seconds"] = time.perf_counter() - start
     records.append(record)
@@ -288,7 +301,7 @@ def train_and_evaluate(
 
   ckpt.wait()
   ckpt.close()
-  return _finish(config, workdir, state, dataset, pool, evaluator, selector, host, records)
+  return _finish(config, workdir, state, dataset, data, evaluator, selector, host, records)
 
 
 # Cost accounting, summed over epochs and kept in checkpoints.
@@ -296,13 +309,12 @@ COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
              "examples_forwarded", "examples_backpropagated")
 
 
-def _finish(config, workdir, state, dataset, pool, evaluator, selector, host,
+def _finish(config, workdir, state, dataset, data, evaluator, selector, host,
             records) -> dict:
   """Test metrics with the last-epoch model, figures, artifacts and ``summary.json``."""
   from jaxsel import plotting  # host-only; kept out of the core import path
 
-  test = _device_split(dataset.test.inputs, dataset.test.labels)
-  test_sums = evaluator.sums(state, test, np.arange(len(dataset.test), dtype=np.int32))
+  test_sums = evaluator.sums(state, data, _test_rows(dataset))
   summary = {
       **_percent_summary(test_sums, "test"),
       "num_epochs": config.train.num_epochs,
@@ -327,7 +339,7 @@ def _finish(config, workdir, state, dataset, pool, evaluator, selector, host,
   plotting.score_histogram(final_scores, os.path.join(workdir, "scores_final.png"),
                            title="final score table (normalised entropy, training ids)")
   if config.target.save_artifact:
-    fresh = selector.refresh_scores(state, pool).trackers[epoch_selection.SCORE_TABLE]
+    fresh = selector.refresh_scores(state, data).trackers[epoch_selection.SCORE_TABLE]
     target.save(os.path.join(workdir, target.FILENAME), target.TargetArtifact(
         example_ids=dataset.train_ids,
         trajectory=np.asarray(state.trackers[TRAJECTORY])[:, dataset.train_ids].T,
