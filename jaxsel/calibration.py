@@ -31,14 +31,3 @@ def loss_and_mixup(calibration: ml_collections.ConfigDict) -> tuple[losses.LossF
     return losses.get_loss("cross_entropy"), float(calibration.mixup_alpha)
   return losses.get_loss("cross_entropy"), 0.0
 
-
-def describe(calibration: ml_collections.ConfigDict) -> str:
-  """'mixup(α=0.15)', 'focal(γ=3)', ... for tables and logs."""
-  method = calibration.method
-  if method == "label_smoothing":
-    return f"label_smoothing(ε={calibration.label_smoothing:g})"
-  if method == "mixup":
-    return f"mixup(α={calibration.mixup_alpha:g})"
-  if method == "focal":
-    return f"focal(γ={calibration.focal_gamma:g})"
-  return "cross_entropy"

@@ -40,9 +40,6 @@ def jsonl_line(record: dict) -> str:
   return json.dumps(record, sort_keys=True) + "\n"
 
 
-def write_jsonl(path: str, records: list[dict]) -> None:
-  write_text(path, "".join(jsonl_line(r) for r in records))
-
 
 def read_jsonl(path: str) -> list[dict]:
   if not os.path.exists(path):

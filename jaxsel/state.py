@@ -46,6 +46,3 @@ def create_train_state(
       trackers={} if trackers is None else trackers,
   )
 
-
-def count_params(params: Any) -> int:
-  return sum(x.size for x in jax.tree.leaves(params))
