@@ -83,8 +83,7 @@ def _hparam(cell) -> str:
   method = cell["calibration"]
   if method == "none":
     return ""
-  field = {"label_smoothing": "label_smoothing", "mixup": "mixup_alpha",
-           "focal": "focal_gamma"}[method]
+  field = paper.HPARAM_FIELD[method]
   return f"{HPARAM_SYMBOL[method]}={config.calibration[field]:g}"
 
 

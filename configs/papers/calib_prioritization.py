@@ -57,7 +57,7 @@ CELL_HPARAMS = {
     },
 }
 TARGET_MIXUP_ALPHA = {"cifar10": 0.3, "cifar100": 0.25, "mnist1d": 0.3}
-_HPARAM_FIELD = {"label_smoothing": "label_smoothing", "mixup": "mixup_alpha",
+HPARAM_FIELD = {"label_smoothing": "label_smoothing", "mixup": "mixup_alpha",
                  "focal": "focal_gamma"}
 
 
@@ -129,7 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if calibration != "none":
       table = 2 if variant == "target" else 1
       hparams = CELL_HPARAMS[table]["cifar10" if dataset == "mnist1d" else dataset]
-      config.calibration[_HPARAM_FIELD[calibration]] = hparams[calibration][percent]
+      config.calibration[HPARAM_FIELD[calibration]] = hparams[calibration][percent]
     if percent < 100:
       config.selection.method = "random" if variant == "random" else "top_k"
       config.selection.subset_fraction = percent / 100
