@@ -37,6 +37,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _choice(config.progress_bar, "progress_bar", PROGRESS_BAR_MODES)
   _choice(config.augmentation, "augmentation", augment.AUGMENTATIONS)
 
+  # Seeds enter jitted code as int32 (one compiled selection for every seed).
+  _require(isinstance(config.seed, int) and 0 <= config.seed < 2**31, "seed",
+           "an integer in [0, 2**31)", config.seed)
   fraction = config.dataset.train_fraction
   _require(0 < fraction <= 1, "dataset.train_fraction", "in (0, 1]", fraction)
   train = config.train

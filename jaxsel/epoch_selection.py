@@ -29,9 +29,27 @@ SCORE_TABLE = "last_entropy"
 _SELECTION_STREAM = 1  # folded into the run key so selection draws are independent of init
 
 
-def selection_key(seed: int, epoch: int) -> jax.Array:
+def selection_key(seed, epoch) -> jax.Array:
+  """The key of epoch ``epoch``'s selection (ints, or int32 arrays inside jit)."""
   return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), _SELECTION_STREAM),
                             epoch)
+
+
+# Key, selection and the map back to sorted example ids run as one compiled call: per-epoch
+# dispatches cost as much as the work on a 2-core CPU. Module-level with the selector and k
+# static, so every run in a process with the same method and subset size shares the
+# compiled program.
+@functools.partial(jax.jit, static_argnames=("method", "k"))
+def _select_ids(seed, epoch, candidate_scores, train_ids, *, method: str, k: int):
+  """Sorted ids of ``train_ids`` chosen from their scores ``candidate_scores``."""
+  chosen = selection.get_selector(method)(selection_key(seed, epoch), candidate_scores, k=k)
+  return jnp.sort(train_ids[chosen])
+
+
+@functools.partial(jax.jit, static_argnames=("method", "k"))
+def _select_ids_from_table(seed, epoch, table, train_ids, *, method: str, k: int):
+  """As ``_select_ids``, reading the candidates' scores from the table of all examples."""
+  return _select_ids(seed, epoch, table[train_ids], train_ids, method=method, k=k)
 
 
 class EpochSelector:
@@ -48,21 +66,7 @@ class EpochSelector:
       self.num_selected = selection.subset_size(
           len(dataset.train_ids), fraction=None if sel.subset_size else sel.subset_fraction,
           count=sel.subset_size or None)
-      selector = functools.partial(selection.get_selector(sel.method), k=self.num_selected)
-      train_ids = jnp.asarray(dataset.train_ids)
-
-      # Gather the candidates' scores, select and map back to sorted example ids in one
-      # compiled call: per-epoch dispatches cost as much as the work on a 2-core CPU.
-      @jax.jit
-      def select_ids(key, scores_of_candidates):
-        return jnp.sort(train_ids[selector(key, scores_of_candidates)])
-
-      @jax.jit
-      def select_ids_from_table(key, table):
-        return select_ids(key, table[train_ids])
-
-      self._select_ids = select_ids
-      self._select_ids_from_table = select_ids_from_table
+      self._device_train_ids = jnp.asarray(dataset.train_ids)
     self._score_chunk = steps.jit_score_chunk(scores.entropy, name="score_chunk")
 
   def is_selection_epoch(self, epoch: int) -> bool:
@@ -90,12 +94,14 @@ class EpochSelector:
       jax.block_until_ready(state.trackers[SCORE_TABLE])
       costs["examples_scored"] = len(self._train_ids)
     compile_between, middle = steps.CompileClock.seconds(), time.perf_counter()
-    key = selection_key(self._config.seed, epoch)
+    args = dict(seed=np.int32(self._config.seed), epoch=np.int32(epoch),
+                train_ids=self._device_train_ids, method=self._config.selection.method,
+                k=self.num_selected)
     if self._target is not None:
-      ids = self._select_ids(key, jnp.asarray(
-          self._target.scores(mode=self._config.target.mode, epoch=epoch)))
+      ids = _select_ids(candidate_scores=self._target.scores(
+          mode=self._config.target.mode, epoch=epoch), **args)
     else:
-      ids = self._select_ids_from_table(key, state.trackers[SCORE_TABLE])
+      ids = _select_ids_from_table(table=state.trackers[SCORE_TABLE], **args)
     ids = np.asarray(ids)
     # Seconds of work, compilation (first selection epoch only) excluded.
     costs["scoring_seconds"] = middle - start - (compile_between - compile_before)

@@ -247,6 +247,9 @@ def train_and_evaluate(
   evaluator = _Evaluator(config)
 
   num_epochs = config.train.num_epochs
+  # Kept as an array; it goes into ``host`` (a JSON list) only when a checkpoint is written.
+  previous_ids = (None if host["previous_ids"] is None
+                  else np.asarray(host["previous_ids"], np.int32))
   for epoch in range(host["next_epoch"], num_epochs):
     start = time.perf_counter()
     epoch_ids, state, costs = selector.choose(epoch, state, data)
@@ -276,15 +279,14 @@ def train_and_evaluate(
         "train_loss": train_loss,
         "train_accuracy": 100.0 * float(totals["correct"] / totals["count"]),
         "selection_epoch": selector.is_selection_epoch(epoch),
-        **epoch_selection.subset_diagnostics(
-            epoch_ids, None if host["previous_ids"] is None else np.asarray(
-                host["previous_ids"]), dataset.pool.labels, dataset.num_classes),
+        **epoch_selection.subset_diagnostics(epoch_ids, previous_ids, dataset.pool.labels,
+                                             dataset.num_classes),
         "num_train_examples": plan.num_examples,
         "num_steps": plan.num_steps,
         "train_seconds": train_seconds,
         **costs,
     }
-    host["previous_ids"] = epoch_ids.tolist()
+    previous_ids = epoch_ids
     if len(dataset.validation_ids):
       record.update(_percent_summary(evaluator.sums(state, data, dataset.validation_ids),
                                      "val"))
@@ -295,6 +297,7 @@ def train_and_evaluate(
     print(_epoch_line(record, num_epochs), flush=True)
 
     if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs:
+      host["previous_ids"] = previous_ids.tolist()
       ckpt.save(epoch, state, host)
     if on_epoch_end is not None:
       on_epoch_end(epoch, record)

@@ -193,6 +193,22 @@ def test_overlap_percent():
   assert selection.overlap_percent(np.asarray([1, 2]), np.asarray([3, 4])) == 0.0
   # Only |S_e| is the denominator: a larger previous subset does not dilute the overlap.
   assert selection.overlap_percent(np.arange(100), np.asarray([7])) == 100.0
+  # Unsorted, repeated current ids count once each: {2, 3} of {2, 3, 9}.
+  assert selection.overlap_percent([3, 2], np.asarray([9, 3, 3, 2, 9])) == (
+      pytest.approx(200 / 3))
+  assert selection.overlap_percent(np.asarray([], np.int32), np.asarray([1])) == 0.0
+  assert selection.overlap_percent(np.asarray([1]), np.asarray([], np.int32)) == 0.0
+
+
+def test_overlap_percent_agrees_with_python_sets():
+  rng = np.random.default_rng(4)
+  for _ in range(20):
+    previous = rng.integers(0, 500, rng.integers(1, 300))
+    current = rng.integers(0, 500, rng.integers(1, 300))
+    if rng.uniform() < 0.5:
+      current = np.unique(current)  # the sorted, unique fast path
+    expected = 100.0 * len(set(current) & set(previous)) / len(set(current))
+    assert selection.overlap_percent(previous, current) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("k", [1, 13, 100, 299])
@@ -205,3 +221,20 @@ def test_top_k_with_many_ties_takes_the_top_scores_in_descending_order(k):
   # The same set as the full-sort ranking would pick, up to which tied ones.
   reference = np.asarray(selection.descending_order(KEY, jnp.asarray(scores)))[:k]
   np.testing.assert_array_equal(np.sort(scores[picked]), np.sort(scores[reference]))
+
+
+def test_epoch_selection_in_one_compiled_call_matches_the_eager_composition():
+  """The jitted key + select + map-to-ids of epoch_selection equals doing each by hand."""
+  from jaxsel import epoch_selection  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  table = jnp.asarray(rng.uniform(size=300), jnp.float32)
+  train_ids = jnp.asarray(np.sort(rng.choice(300, size=200, replace=False)), jnp.int32)
+  for method in ("top_k", "uniform", "random"):
+    for seed, epoch in ((0, 0), (5, 17), (2**31 - 1, 199)):
+      key = epoch_selection.selection_key(seed, epoch)
+      eager = np.sort(np.asarray(train_ids)[np.asarray(
+          selection.get_selector(method)(key, table[train_ids], k=37))])
+      jitted = epoch_selection._select_ids_from_table(  # pylint: disable=protected-access
+          np.int32(seed), np.int32(epoch), table, train_ids, method=method, k=37)
+      np.testing.assert_array_equal(np.asarray(jitted), eager)
+      assert len(np.unique(eager)) == 37

@@ -146,6 +146,7 @@ def test_workdir_with_another_config_is_refused_and_kept(tiny_config, tmp_path):
     ("train.batch_size", -4, "train.batch_size must be a positive integer"),
     ("train.batch_size", 5000, r"train.batch_size must be at most the number of training"),
     ("schedule.lr_warmup_epochs", 3.0, "schedule.lr_warmup_epochs must be in"),
+    ("seed", 2**31, r"config.seed must be an integer in \[0, 2\*\*31\)"),
 ])
 def test_bad_config_fails_before_training_naming_the_field(tiny_config, tmp_path, field,
                                                           value, message):
