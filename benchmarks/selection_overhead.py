@@ -13,12 +13,12 @@ cross-entropy) three times in this process and prints, as ratios measured in thi
 3. XLA compilations after the first selection epoch has ended (target 0);
 4. the wall-clock speedup of the paper's protocol (200 epochs, the first 10 on all data,
    then 10 % per epoch, ``train_step`` scores) over 200 full-data epochs (target >= 4x), with
-   both runs' test accuracy. Wall clock is the whole ``train_and_evaluate`` call
-   (validation every epoch, checkpoints, test, figures, and compiling the run's own train
-   step) with the dataset already loaded, after a short throwaway run has warmed up the
-   process. That warm-up also compiles what every run in a process shares (model init,
-   the eval and scoring passes, the selection call), as the first run of a seed loop or
-   grid does for the others; the table prints the compile seconds each run still paid.
+   both runs' test accuracy. Wall clock is the whole ``train_and_evaluate`` call with the
+   dataset already loaded: validation every epoch, checkpoints, test, figures, and every
+   compilation the run needs. A short throwaway run first warms up the process (XLA
+   start-up, matplotlib); then JAX's caches are cleared before each measured run, so
+   neither reuses the other's compiled programs (within one process runs otherwise share
+   init, eval, scoring and selection, as in a seed loop or a grid).
 """
 
 import contextlib
@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import time
 
+import jax
 from absl import app, flags, logging
 
 from configs.papers import calib_prioritization as paper
@@ -63,6 +64,7 @@ def _run(config, workdir, dataset, *, first_selection_epoch=None):
     if epoch == config.train.num_epochs - 1:
       compilations["end"] = steps.CompileClock.compilations()
 
+  jax.clear_caches()  # every run compiles what it runs, as a fresh process would
   compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
   with contextlib.redirect_stdout(io.StringIO()):
     summary = train.train_and_evaluate(config, workdir, dataset=dataset, on_epoch_end=hook)

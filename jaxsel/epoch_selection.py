@@ -42,7 +42,8 @@ def selection_key(seed, epoch) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("method", "k"))
 def _select_ids(seed, epoch, candidate_scores, train_ids, *, method: str, k: int):
   """Sorted ids of ``train_ids`` chosen from their scores ``candidate_scores``."""
-  chosen = selection.get_selector(method)(selection_key(seed, epoch), candidate_scores, k=k)
+  chosen = selection.get_selector(method)(selection_key(seed, epoch), candidate_scores, k=k,
+                                          ordered=False)
   return jnp.sort(train_ids[chosen])
 
 
@@ -68,17 +69,51 @@ class EpochSelector:
           count=sel.subset_size or None)
       self._device_train_ids = jnp.asarray(dataset.train_ids)
     self._score_chunk = steps.jit_score_chunk(scores.entropy, name="score_chunk")
+    self._ahead = []  # futures of compile_ahead
+
+  def _selection_call(self, epoch: int, state: TrainState):
+    """(jitted selection, its array arguments, its static arguments) for ``epoch``."""
+    arrays = dict(seed=np.int32(self._config.seed), epoch=np.int32(epoch),
+                  train_ids=self._device_train_ids)
+    static = dict(method=self._config.selection.method, k=self.num_selected)
+    if self._target is not None:
+      arrays["candidate_scores"] = self._target.scores(mode=self._config.target.mode,
+                                                       epoch=epoch)
+      return _select_ids, arrays, static
+    arrays["table"] = state.trackers[SCORE_TABLE]
+    return _select_ids_from_table, arrays, static
+
+  def _full_pass_plan(self) -> iterators.BatchPlan:
+    return iterators.full_pass_plan(
+        self._train_ids, batch_size=self._config.train.eval_batch_size,
+        steps_per_chunk=self._config.train.steps_per_chunk)
+
+  def compile_ahead(self, state: TrainState, data) -> None:
+    """Starts compiling, in the background, what selection epochs will run (see
+    ``steps.compile_ahead``); the first selection epoch waits for it."""
+    if not self.active:
+      return
+    select, arrays, static = self._selection_call(self._config.selection.warmup_epochs,
+                                                  state)
+    self._ahead.append(steps.compile_ahead(select, kwargs=arrays, static=static))
+    if self._config.selection.score_source == "full_pass" and self._target is None:
+      ids, mask = next(iter(self._full_pass_plan().chunks()))
+      self._ahead.append(self._score_chunk.compile_ahead(
+          state, state.trackers[SCORE_TABLE], data, ids, mask))
+
+  def _wait_for_compile_ahead(self) -> None:
+    for future in self._ahead:
+      future.result()
+    self._ahead = []
 
   def is_selection_epoch(self, epoch: int) -> bool:
     return self.active and epoch >= self._config.selection.warmup_epochs
 
   def refresh_scores(self, state: TrainState, data) -> TrainState:
     """Eval-mode entropy of every training example, written into the score table."""
-    plan = iterators.full_pass_plan(
-        self._train_ids, batch_size=self._config.train.eval_batch_size,
-        steps_per_chunk=self._config.train.steps_per_chunk)
+    self._wait_for_compile_ahead()
     table = state.trackers[SCORE_TABLE]
-    for ids, mask in plan.chunks():
+    for ids, mask in self._full_pass_plan().chunks():
       table = self._score_chunk(state, table, data, ids, mask)
     return state.replace(trackers={**state.trackers, SCORE_TABLE: table})
 
@@ -88,21 +123,15 @@ class EpochSelector:
     costs = {"scoring_seconds": 0.0, "selection_seconds": 0.0, "examples_scored": 0}
     if not self.is_selection_epoch(epoch):
       return self._train_ids, state, costs
+    self._wait_for_compile_ahead()
     compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
     if self._config.selection.score_source == "full_pass" and self._target is None:
       state = self.refresh_scores(state, data)
       jax.block_until_ready(state.trackers[SCORE_TABLE])
       costs["examples_scored"] = len(self._train_ids)
     compile_between, middle = steps.CompileClock.seconds(), time.perf_counter()
-    args = dict(seed=np.int32(self._config.seed), epoch=np.int32(epoch),
-                train_ids=self._device_train_ids, method=self._config.selection.method,
-                k=self.num_selected)
-    if self._target is not None:
-      ids = _select_ids(candidate_scores=self._target.scores(
-          mode=self._config.target.mode, epoch=epoch), **args)
-    else:
-      ids = _select_ids_from_table(table=state.trackers[SCORE_TABLE], **args)
-    ids = np.asarray(ids)
+    select, arrays, static = self._selection_call(epoch, state)
+    ids = np.asarray(select(**arrays, **static))
     # Seconds of work, compilation (first selection epoch only) excluded.
     costs["scoring_seconds"] = middle - start - (compile_between - compile_before)
     costs["selection_seconds"] = (time.perf_counter() - middle

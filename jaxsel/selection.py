@@ -1,10 +1,12 @@
 """Epoch-level selectors: which k of the M candidate examples to train on next.
 
-A selector is a pure function ``(key, scores, *, k) -> positions``:
+A selector is a pure function ``(key, scores, *, k, ordered=True) -> positions``:
 
   key: a PRNG key (the caller derives one per epoch from the run key).
   scores: float ``[M]``, one per candidate; higher means more worth training on.
   k: static subset size, 1 <= k <= M.
+  ordered: static; False returns the same subset in an unspecified order, for callers
+    that only need the set (cheaper for ``top_k``).
   positions: int32 ``[k]``, distinct indices into ``scores``. The caller maps them back
     to example ids (``candidate_ids[positions]``).
 
@@ -70,13 +72,13 @@ def _largest(values: jax.Array, k: int) -> jax.Array:
   return jax.lax.top_k(values.astype(jnp.float32), k)[1]
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def top_k(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("k", "ordered"))
+def top_k(key: jax.Array, scores: jax.Array, *, k: int, ordered: bool = True) -> jax.Array:
   """The k highest-score candidates, highest first: ranks 0, 1, …, k − 1.
 
   With entropy scores this is the max-entropy subset of calibrated sample prioritization.
   ``scores: [M] -> int32 [k]``. Same ranking rule as ``descending_order`` (descending
-  score, NaN last, equal scores in a random order drawn from ``key``), but found with two
+  score, NaN last, equal scores in a random order drawn from ``key``), but found with
   partial selections and a sort of only the k winners: a full sort of M = 45,000 scores
   costs more on CPU than training a 10 % epoch.
   """
@@ -84,43 +86,59 @@ def top_k(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
   _check_k(k, num_candidates)
   is_nan = jnp.isnan(scores)
   finite_or_inf = jnp.where(is_nan, -jnp.inf, scores)
-  threshold = jnp.min(finite_or_inf[_largest(finite_or_inf, k)])  # the k-th highest score
-  # Everything above the threshold is in; the rest of the k places go to candidates at the
-  # threshold, non-NaN first, in the order of a random tie-break in [0, 1).
-  tie_break = jax.random.uniform(key, (num_candidates,))
-  at_threshold = 1.0 + tie_break + jnp.where(is_nan, 0.0, 1.0)  # [1, 3)
-  priority = jnp.where(finite_or_inf > threshold, 4.0,
-                       jnp.where(finite_or_inf == threshold, at_threshold, 0.0))
-  winners = _largest(priority, k)
+  first = _largest(finite_or_inf, k)
+  threshold = jnp.min(finite_or_inf[first])  # the k-th highest score
+  at_threshold = finite_or_inf == threshold
+  tie_break = lambda: jax.random.uniform(key, (num_candidates,))  # noqa: E731
+
+  def break_ties():
+    # Everything above the threshold is in; the rest of the k places go to candidates at
+    # the threshold, non-NaN first, in the order of a random tie-break in [0, 1).
+    at_threshold_priority = 1.0 + tie_break() + jnp.where(is_nan, 0.0, 1.0)  # [1, 3)
+    priority = jnp.where(finite_or_inf > threshold, 4.0,
+                         jnp.where(at_threshold, at_threshold_priority, 0.0))
+    return _largest(priority, k)
+
+  # When every candidate at the threshold is already among the first k (scores that do
+  # not tie at the k-th place, the usual case), those k are the subset and the second
+  # partial selection and its random draw are skipped.
+  no_choice = jnp.sum(at_threshold) == jnp.sum(at_threshold[first])
+  winners = jax.lax.cond(no_choice, lambda: first, break_ties)
+  if not ordered:
+    return winners.astype(jnp.int32)
   # Highest first, ties in tie-break order (NaN sorts after every number).
-  order = jnp.lexsort((-tie_break[winners], -scores[winners]))
+  order = jnp.lexsort((-tie_break()[winners], -scores[winners]))
   return winners[order].astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def uniform(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("k", "ordered"))
+def uniform(key: jax.Array, scores: jax.Array, *, k: int, ordered: bool = True) -> jax.Array:
   """A rank-stratified subset: every q-th candidate by descending score, q = ⌊M / k⌋.
 
   Takes ranks 0, q, 2q, …, (k − 1)q, so the subset spans the score distribution instead of
   its top. As in the reference, q is floored and the first k ranks are kept: when k does not
   divide M, the last M − kq ranks (the lowest scores) are never selected.
-  ``scores: [M] -> int32 [k]``.
+  ``scores: [M] -> int32 [k]``, in rank order whatever ``ordered``.
   """
+  del ordered
   num_candidates = scores.shape[0]
   _check_k(k, num_candidates)
   stride = num_candidates // k
   return descending_order(key, scores)[::stride][:k]
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def random_subset(key: jax.Array, scores: jax.Array, *, k: int) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("k", "ordered"))
+def random_subset(key: jax.Array, scores: jax.Array, *, k: int,
+                  ordered: bool = True) -> jax.Array:
   """A uniformly random k-subset of the candidates; the scores are ignored.
 
   The baseline every selection method has to beat. ``scores`` is taken only for M, so
   that all selectors share one signature. ``scores: [M] -> int32 [k]``. The k candidates
   with the largest of M independent uniform draws (a partial selection, cheaper on CPU
-  than permuting all M); the rare equal draws go to the lower position.
+  than permuting all M); the rare equal draws go to the lower position. ``ordered`` changes
+  nothing: the order is that of the draws.
   """
+  del ordered
   num_candidates = scores.shape[0]
   _check_k(k, num_candidates)
   return _largest(jax.random.uniform(key, (num_candidates,)), k).astype(jnp.int32)

@@ -5,7 +5,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from flax.training import train_state
@@ -62,12 +62,16 @@ def _init_compiler_options() -> dict | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_init(model: nn.Module, input_shape: tuple[int, ...], key: jax.ShapeDtypeStruct):
-  """``(rng, dummy batch) -> variables``, compiled once per process per architecture."""
-  # Jitted: run eagerly, every layer's ops would compile one by one (seconds for im2col).
-  init = jax.jit(functools.partial(model.init, train=False))
-  lowered = init.lower(key, jax.ShapeDtypeStruct((2, *input_shape), jnp.float32))
-  return lowered.compile(_init_compiler_options())
+def _jitted_init(model: nn.Module):
+  """``(rng, dummy batch) -> (variables, run rng)``, one jitted function per architecture,
+  so runs in one process compile it once (``jax.clear_caches()`` forgets it like any
+  other). Run eagerly, every op (each layer's, the key split) would compile on its own."""
+
+  def init(rng, dummy):
+    init_rng, run_rng = jax.random.split(rng)
+    return model.init(init_rng, dummy, train=False), run_rng
+
+  return jax.jit(init, compiler_options=_init_compiler_options())
 
 
 def create_train_state(
@@ -79,14 +83,14 @@ def create_train_state(
     trackers: Any = None,
 ) -> TrainState:
   """Initialises parameters from ``rng`` with a dummy batch of two examples."""
-  init_rng, run_rng = jax.random.split(rng)
-  key = jax.ShapeDtypeStruct(init_rng.shape, init_rng.dtype)
-  variables = _compiled_init(model, tuple(input_shape), key)(
-      init_rng, jnp.zeros((2, *input_shape), jnp.float32))
-  return TrainState.create(
+  variables, run_rng = _jitted_init(model)(rng, np.zeros((2, *input_shape), np.float32))
+  return TrainState(
+      step=0,
       apply_fn=model.apply,
       params=variables["params"],
       tx=tx,
+      # One compiled call instead of an eager op (and its compilation) per parameter shape.
+      opt_state=jax.jit(tx.init)(variables["params"]),
       batch_stats=variables.get("batch_stats", {}),
       rng=run_rng,
       trackers={} if trackers is None else trackers,

@@ -10,7 +10,9 @@ optimizer's step count.
 """
 
 import collections
+import concurrent.futures
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -227,43 +229,92 @@ def _shared_score_chunk(score_fn, name: str):
   return jax.jit(_counting_traces(name, fn), donate_argnums=1)
 
 
-def jit_eval_chunk(*, num_bins: int, reference_binning: bool, name: str = "eval_chunk"):
+class PredictorPass:
+  """An eval-mode pass jitted once per process, called with a ``TrainState``:
+  ``pass_(state, carry, data, ids, mask) -> carry``."""
+
+  def __init__(self, jitted):
+    self._jitted = jitted
+
+  def __call__(self, state: TrainState, carry, data, ids, mask):
+    return self._jitted(predictor(state), carry, data, ids, mask)
+
+  def compile_ahead(self, state: TrainState, carry, data, ids,
+                    mask) -> concurrent.futures.Future:
+    """Compiles the pass for these shapes in the background (see ``compile_ahead``)."""
+    return compile_ahead(self._jitted, (predictor(state), carry, data, ids, mask))
+
+
+def jit_eval_chunk(*, num_bins: int, reference_binning: bool,
+                   name: str = "eval_chunk") -> PredictorPass:
   """``(state, sums, data, ids, mask) -> CalibrationSums``, jitted (shared across runs)."""
-  evaluate = _shared_eval_chunk(num_bins, reference_binning, name)
-  return lambda state, sums, data, ids, mask: evaluate(predictor(state), sums, data, ids,
-                                                       mask)
+  return PredictorPass(_shared_eval_chunk(num_bins, reference_binning, name))
 
 
-def jit_score_chunk(score_fn, *, name: str = "score_chunk"):
+def jit_score_chunk(score_fn, *, name: str = "score_chunk") -> PredictorPass:
   """``(state, table, data, ids, mask) -> table``, jitted (shared across runs); the table
   is donated. ``score_fn`` must be hashable (a module-level function)."""
-  score = _shared_score_chunk(score_fn, name)
-  return lambda state, table, data, ids, mask: score(predictor(state), table, data, ids,
-                                                     mask)
+  return PredictorPass(_shared_score_chunk(score_fn, name))
+
+
+# One background thread: compiling is single-threaded in XLA and runs outside the GIL, so
+# one extra compile at a time is what a 2-core host can overlap with the main thread's.
+_COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                  thread_name_prefix="jaxsel-compile")
+
+
+def _abstract(x) -> jax.ShapeDtypeStruct:
+  # No sharding: arrays that jit placed on the default device are uncommitted, and the
+  # real call lowers them without one; stating it here would compile a different program.
+  if isinstance(x, jax.Array):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
+  x = np.asarray(x)
+  return jax.ShapeDtypeStruct(x.shape, x.dtype)
+
+
+def compile_ahead(jitted, args: tuple = (), kwargs: dict | None = None, *,
+                  static: dict | None = None) -> concurrent.futures.Future:
+  """Traces, lowers and compiles ``jitted`` for the shapes of ``args`` and ``kwargs``
+  (arrays) with the static arguments ``static``, on a background thread; the future's
+  result is the compiled program.
+
+  The program lands in ``jitted``'s own cache, so a later call with arguments of these
+  shapes runs it without compiling again. A run uses this to compile its eval and
+  selection programs while the main thread compiles its train step. Only shapes are read,
+  here on the calling thread, so ``args`` may be donated or deleted right after. Call
+  ``result()`` before the first real call, or both threads may compile the same program.
+  """
+  abstract_args, abstract_kwargs = jax.tree.map(_abstract, (args, kwargs or {}))
+  return _COMPILER.submit(
+      lambda: jitted.lower(*abstract_args, **abstract_kwargs, **(static or {})).compile())
 
 
 class CompileClock:
-  """Seconds JAX has spent tracing, lowering and compiling since the process started.
+  """Seconds the calling thread has spent tracing, lowering and compiling, and XLA
+  compilations in any thread, since the clock was first read.
 
   Read it before and after a region and subtract, so timings can exclude compilation
-  without a separate warm-up run.
+  without a separate warm-up run. Seconds are per thread so that a program compiled in the
+  background (``compile_ahead``) is not subtracted from the main thread's wall clock.
   """
 
   _EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
              "/jax/core/compile/jaxpr_to_mlir_module_duration",
              "/jax/core/compile/backend_compile_duration")
   _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
-  _seconds = 0.0
+  _seconds: collections.Counter = collections.Counter()  # thread id -> seconds
   _compilations = 0
   _registered = False
+  _lock = threading.Lock()
 
   @classmethod
   def _listen(cls, event, duration, **kwargs):
     del kwargs
-    if event in cls._EVENTS:
-      cls._seconds += duration
-    if event == cls._BACKEND_COMPILE:
-      cls._compilations += 1
+    with cls._lock:
+      if event in cls._EVENTS:
+        cls._seconds[threading.get_ident()] += duration
+      if event == cls._BACKEND_COMPILE:
+        cls._compilations += 1
 
   @classmethod
   def compilations(cls) -> int:
@@ -272,8 +323,11 @@ class CompileClock:
     return cls._compilations
 
   @classmethod
-  def seconds(cls) -> float:
+  def seconds(cls, *, all_threads: bool = False) -> float:
     if not cls._registered:
       jax.monitoring.register_event_duration_secs_listener(cls._listen)
       cls._registered = True
-    return cls._seconds
+    with cls._lock:
+      if all_threads:
+        return sum(cls._seconds.values())
+      return cls._seconds[threading.get_ident()]

@@ -87,12 +87,26 @@ class _Evaluator:
     self._eval_chunk = steps.jit_eval_chunk(
         num_bins=config.metrics.num_bins,
         reference_binning=config.metrics.reference_binning)
+    self._ahead = None
+
+  def _plan(self, ids: np.ndarray) -> iterators.BatchPlan:
+    # Every plan has chunks of one shape, whatever len(ids): one compiled program.
+    return iterators.full_pass_plan(ids, batch_size=self._config.train.eval_batch_size,
+                                    steps_per_chunk=self._config.train.steps_per_chunk)
+
+  def compile_ahead(self, state: TrainState, data, ids: np.ndarray) -> None:
+    """Starts compiling the pass in the background; the first ``sums`` waits for it."""
+    chunk_ids, chunk_mask = next(iter(self._plan(ids).chunks()))
+    self._ahead = self._eval_chunk.compile_ahead(
+        state, metrics.empty_sums(self._config.metrics.num_bins), data, chunk_ids,
+        chunk_mask)
 
   def sums(self, state: TrainState, data, ids: np.ndarray) -> metrics.CalibrationSums:
-    plan = iterators.full_pass_plan(ids, batch_size=self._config.train.eval_batch_size,
-                                    steps_per_chunk=self._config.train.steps_per_chunk)
+    if self._ahead is not None:
+      self._ahead.result()
+      self._ahead = None
     total = metrics.empty_sums(self._config.metrics.num_bins)
-    for chunk_ids, chunk_mask in plan.chunks():
+    for chunk_ids, chunk_mask in self._plan(ids).chunks():
       total = self._eval_chunk(state, total, data, chunk_ids, chunk_mask)
     return jax.device_get(total)
 
@@ -245,6 +259,11 @@ def train_and_evaluate(
       mixup_alpha=mixup_alpha, score_unmixed_view=score_unmixed,
       augmentation=config.augmentation))
   evaluator = _Evaluator(config)
+  # Compiled on a background thread while this one compiles the train step (XLA compiles
+  # outside the GIL): together they take about as long as the train step alone.
+  evaluator.compile_ahead(state, data, dataset.validation_ids if len(dataset.validation_ids)
+                          else _test_rows(dataset))
+  selector.compile_ahead(state, data)
 
   num_epochs = config.train.num_epochs
   # Kept as an array; it goes into ``host`` (a JSON list) only when a checkpoint is written.
@@ -302,9 +321,8 @@ def train_and_evaluate(
     if on_epoch_end is not None:
       on_epoch_end(epoch, record)
 
-  ckpt.wait()
-  ckpt.close()
-  return _finish(config, workdir, state, dataset, data, evaluator, selector, host, records)
+  return _finish(config, workdir, state, dataset, data, evaluator, selector, host, records,
+                 ckpt)
 
 
 # Cost accounting, summed over epochs and kept in checkpoints.
@@ -312,9 +330,13 @@ COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
              "examples_forwarded", "examples_backpropagated")
 
 
-def _finish(config, workdir, state, dataset, data, evaluator, selector, host,
-            records) -> dict:
-  """Test metrics with the last-epoch model, figures, artifacts and ``summary.json``."""
+def _finish(config, workdir, state, dataset, data, evaluator, selector, host, records,
+            ckpt) -> dict:
+  """Test metrics with the last-epoch model, figures, artifacts and ``summary.json``.
+
+  The last checkpoint is still being written in the background meanwhile; it is complete
+  before ``summary.json``, which marks the run as done, is written.
+  """
   from jaxsel import plotting  # host-only; kept out of the core import path
 
   test_sums = evaluator.sums(state, data, _test_rows(dataset))
@@ -349,6 +371,8 @@ def _finish(config, workdir, state, dataset, data, evaluator, selector, host,
         final_entropy=np.asarray(fresh)[dataset.train_ids],
         fingerprint=summary["dataset_fingerprint"], dataset_name=dataset.name,
         checkpoint_dir=os.path.join(os.path.abspath(workdir), "checkpoints")))
+  ckpt.wait()
+  ckpt.close()
   files.write_json(os.path.join(workdir, "summary.json"), summary)
   print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
       "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s",

@@ -238,3 +238,21 @@ def test_epoch_selection_in_one_compiled_call_matches_the_eager_composition():
           np.int32(seed), np.int32(epoch), table, train_ids, method=method, k=37)
       np.testing.assert_array_equal(np.asarray(jitted), eager)
       assert len(np.unique(eager)) == 37
+
+
+@pytest.mark.parametrize("method", sorted(selection.SELECTORS))
+@pytest.mark.parametrize("levels", [None, 3])  # continuous scores, or 3 heavily tied levels
+def test_unordered_selection_is_the_same_subset(method, levels):
+  rng = np.random.default_rng(8)
+  scores = rng.uniform(size=500)
+  if levels:
+    scores = np.floor(scores * levels)
+  scores[rng.choice(500, 20, replace=False)] = np.nan
+  scores = jnp.asarray(scores, jnp.float32)
+  selector = selection.get_selector(method)
+  for k in (1, 37, 480, 500):
+    key = jax.random.PRNGKey(k)
+    ordered = np.asarray(selector(key, scores, k=k))
+    unordered = np.asarray(selector(key, scores, k=k, ordered=False))
+    np.testing.assert_array_equal(np.sort(unordered), np.sort(ordered))
+    assert len(np.unique(unordered)) == k

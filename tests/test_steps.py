@@ -107,6 +107,28 @@ def test_eval_chunk_matches_metrics_on_all_logits(data):
     np.testing.assert_allclose(chunked[key], direct[key], rtol=1e-5, atol=1e-6)
 
 
+
+def test_compile_ahead_fills_the_cache_of_the_real_call(data):
+  name = "test_compile_ahead"  # a name of its own: a fresh jitted pass
+  evaluate = steps.jit_eval_chunk(num_bins=7, reference_binning=False, name=name)
+  state = _state()
+  plan = iterators.full_pass_plan(np.arange(30), batch_size=8, steps_per_chunk=2)
+  ids, mask = next(iter(plan.chunks()))
+  main_seconds = steps.CompileClock.seconds()
+  all_seconds = steps.CompileClock.seconds(all_threads=True)
+  evaluate.compile_ahead(state, metrics.empty_sums(7), data, ids, mask).result()
+  assert steps.TRACE_COUNTS[name] == 1
+  # The background thread's compile time is not charged to this thread's clock.
+  assert steps.CompileClock.seconds() == main_seconds
+  assert steps.CompileClock.seconds(all_threads=True) > all_seconds
+  compilations = steps.CompileClock.compilations()
+  total = metrics.empty_sums(7)
+  for ids, mask in plan.chunks():
+    total = evaluate(state, total, data, ids, mask)
+  assert float(total.count) == 30
+  assert steps.CompileClock.compilations() == compilations  # ran the compiled program
+  assert steps.TRACE_COUNTS[name] == 1
+
 def _tracked_state():
   tracker = trackers.combine({"last_entropy": trackers.last_score(scores.entropy)})
   state = _state()
