@@ -39,6 +39,9 @@ from jaxsel.data import loading
 _EPOCHS = flags.DEFINE_integer("epochs", 200, "Epochs of the end-to-end comparison.")
 _WARMUP = flags.DEFINE_integer("warmup_epochs", 10, "Full-data epochs before selecting.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where runs go (default: a temp dir).")
+_DATASET = flags.DEFINE_string("dataset", None,
+                               "TFDS name (default: the paper config's mnist1d/large).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir (default: TFDS's).")
 
 
 def _config(*, percent: int, epochs: int, warmup: int, score_source: str = "train_step"):
@@ -49,6 +52,8 @@ def _config(*, percent: int, epochs: int, warmup: int, score_source: str = "trai
     config.selection.score_source = score_source
     config.progress_bar = "off"
     config.checkpoint.every_epochs = 10
+    config.dataset.name = _DATASET.value or config.dataset.name
+    config.dataset.data_dir = _DATA_DIR.value or config.dataset.data_dir
   return config
 
 
@@ -92,8 +97,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   root = _WORKDIR.value or tempfile.mkdtemp(prefix="selection_overhead_")
   epochs, warmup = _EPOCHS.value, _WARMUP.value
-  dataset = loading.load_dataset(paper.get_config("mnist1d").dataset.name)
-  print(f"MNIST-1D large: {len(dataset.train_ids):,} training examples; runs in {root}")
+  data_config = _config(percent=100, epochs=epochs, warmup=warmup).dataset
+  dataset = loading.load_dataset(data_config.name, data_dir=data_config.data_dir or None,
+                                 train_fraction=data_config.train_fraction,
+                                 split_seed=data_config.split_seed)
+  print(f"{data_config.name}: {len(dataset.train_ids):,} training examples; runs in {root}")
   # A throwaway run first, so that what a process pays once (XLA start-up, eager ops
   # compiled on first use) does not fall on whichever measured run happens to come first.
   print("[0/3] warm-up: 3 epochs, 10 % after 1")
@@ -106,7 +114,7 @@ def main(argv):
   print(f"[2/3] {epochs} epochs on all data")
   full, full_records, full_wall, _ = _run(
       _config(percent=100, epochs=epochs, warmup=warmup), os.path.join(root, "full"), dataset)
-  short = warmup + 10
+  short = min(epochs, warmup + 10)
   print(f"[3/3] {short} epochs, 10 % after {warmup} warm-up epochs, full_pass scores")
   _, fp_records, _, fp_late = _run(
       _config(percent=10, epochs=short, warmup=warmup, score_source="full_pass"),

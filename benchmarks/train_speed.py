@@ -124,7 +124,9 @@ def jaxsel_epoch_runner(model, batch: int, steps_per_chunk: int, num_examples: i
                              rng=jax.random.PRNGKey(0), input_shape=(40,))
   step_fn = functools.partial(
       steps.train_step, loss_fn=losses.cross_entropy,
-      learning_rate_fn=optim.make_schedule(config, steps_per_epoch=1),
+      # Every step here runs in epoch 0, so only the schedule's first value is used.
+      learning_rate_fn=optim.make_schedule(
+          config, epoch_steps=[1] * config.train.num_epochs),
       schedule_unit="epoch")
   chunk = steps.jit_train_chunk(step_fn)
   rng = np.random.default_rng(0)

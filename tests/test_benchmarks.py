@@ -1,0 +1,32 @@
+"""The benchmarks still run (tiny sizes): they are not otherwise exercised by the tests."""
+
+import sys
+
+from benchmarks import train_speed
+
+
+def test_train_speed_runs_and_prints_the_ratio(monkeypatch, capsys):
+  monkeypatch.setattr(sys, "argv", ["train_speed", "--cnn_batches=64", "--cnn_steps=2",
+                                    "--repeats=1", "--skip_resnet"])
+  train_speed.main()
+  out = capsys.readouterr().out
+  assert "batch  64  jaxsel loop: im2col is" in out
+  assert "examples/s" in out
+
+
+def test_selection_overhead_runs_and_prints_every_target(mnist1d_dir, tmp_path, capsys):
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from benchmarks import selection_overhead  # pylint: disable=import-outside-toplevel
+  flags.FLAGS(["selection_overhead", "--dataset=mnist1d", f"--data_dir={mnist1d_dir}",
+               "--epochs=4", "--warmup_epochs=2", f"--workdir={tmp_path}"])
+  try:
+    selection_overhead.main([])
+  finally:
+    flags.FLAGS.unparse_flags()
+  out = capsys.readouterr().out
+  for line in ("full_pass scoring pass / full-data epoch",
+               "10 % epoch / full-data epoch, train_step scores",
+               "compilations after the first selection epoch", "wall-clock speedup"):
+    assert line in out
+  # A new subset each selection epoch compiles nothing, with either score source.
+  assert "compilations after the first selection epoch (train_step, full_pass)     0, 0" in out
