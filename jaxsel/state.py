@@ -75,16 +75,8 @@ def _jitted_init(model: nn.Module):
   return jax.jit(init, compiler_options=_init_compiler_options())
 
 
-def create_train_state(
-    model: nn.Module,
-    tx: optax.GradientTransformation,
-    *,
-    rng: jax.Array,
-    input_shape: tuple[int, ...],
-    trackers: Any = None,
-) -> TrainState:
-  """Initialises parameters from ``rng`` with a dummy batch of two examples."""
-  variables, run_rng = _jitted_init(model)(rng, np.zeros((2, *input_shape), np.float32))
+def _assemble(model: nn.Module, tx: optax.GradientTransformation, variables, run_rng,
+              trackers) -> TrainState:
   return TrainState(
       step=0,
       apply_fn=model.apply,
@@ -97,3 +89,32 @@ def create_train_state(
       trackers={} if trackers is None else trackers,
       model=model,
   )
+
+
+def create_train_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    rng: jax.Array,
+    input_shape: tuple[int, ...],
+    trackers: Any = None,
+) -> TrainState:
+  """Initialises parameters from ``rng`` with a dummy batch of two examples."""
+  variables, run_rng = _jitted_init(model)(rng, np.zeros((2, *input_shape), np.float32))
+  return _assemble(model, tx, variables, run_rng, trackers)
+
+
+def abstract_train_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    *,
+    rng: jax.Array,
+    input_shape: tuple[int, ...],
+    trackers: Any = None,
+) -> TrainState:
+  """What ``create_train_state`` returns, as ``jax.ShapeDtypeStruct`` leaves (weak types
+  included), found by tracing only: nothing is compiled or run."""
+  variables, run_rng = _jitted_init(model).eval_shape(
+      rng, jax.ShapeDtypeStruct((2, *input_shape), np.float32))
+  return jax.eval_shape(lambda v, r: _assemble(model, tx, v, r, trackers), variables,
+                        run_rng)

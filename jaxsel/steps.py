@@ -264,6 +264,8 @@ _COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1,
 
 
 def _abstract(x) -> jax.ShapeDtypeStruct:
+  if isinstance(x, jax.ShapeDtypeStruct):
+    return x
   # No sharding: arrays that jit placed on the default device are uncommitted, and the
   # real call lowers them without one; stating it here would compile a different program.
   if isinstance(x, jax.Array):
@@ -279,8 +281,9 @@ def compile_ahead(jitted, args: tuple = (), kwargs: dict | None = None, *,
   result is the compiled program.
 
   The program lands in ``jitted``'s own cache, so a later call with arguments of these
-  shapes runs it without compiling again. A run uses this to compile its eval and
-  selection programs while the main thread compiles its train step. Only shapes are read,
+  shapes runs it without compiling again. A run uses this to compile its train step while
+  the main thread compiles model init, then its eval and selection programs while the
+  main thread trains. Arguments may be ``jax.ShapeDtypeStruct``s. Only shapes are read,
   here on the calling thread, so ``args`` may be donated or deleted right after. Call
   ``result()`` before the first real call, or both threads may compile the same program.
   """

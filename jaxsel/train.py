@@ -24,7 +24,7 @@ import tqdm
 from jaxsel import (calibration, checkpoint, config_checks, epoch_selection, files, metrics,
                     models, optim, scores, steps, target, trackers)
 from jaxsel.data import iterators, loading
-from jaxsel.state import TrainState, create_train_state
+from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
 EpochHook = Callable[[int, dict], None]
 
@@ -232,15 +232,34 @@ def train_and_evaluate(
   learning_rate_fn = optim.make_schedule(
       config, epoch_steps=_planned_epoch_steps(config, selector, len(dataset.train_ids)))
   tracker, tables = _initial_trackers(config, len(dataset.pool))
-  state = create_train_state(model, optim.make_optimizer(config),
-                             rng=jax.random.PRNGKey(config.seed),
-                             input_shape=dataset.input_shape, trackers=tables)
+  state_args = dict(model=model, tx=optim.make_optimizer(config),
+                    rng=jax.random.PRNGKey(config.seed), input_shape=dataset.input_shape,
+                    trackers=tables)
+  data = _device_data(dataset)
+  loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
+  score_unmixed = config.selection.score_unmixed_view and mixup_alpha > 0
+  train_chunk = steps.jit_train_chunk(functools.partial(
+      steps.train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn,
+      schedule_unit=config.schedule.unit, update_trackers=tracker.update,
+      mixup_alpha=mixup_alpha, score_unmixed_view=score_unmixed,
+      augmentation=config.augmentation))
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  max_to_keep=config.checkpoint.max_to_keep)
+  latest = ckpt.latest_epoch()
+  train_ahead = None
+  if latest is None:
+    # The train step compiles on a background thread (XLA compiles outside the GIL) while
+    # this one compiles model init; it needs only the state's shapes. (A resumed state's
+    # restored leaves may differ in weak type, so it compiles on first use instead.)
+    chunk = np.zeros((config.train.steps_per_chunk, config.train.batch_size), np.int32)
+    train_ahead = steps.compile_ahead(train_chunk, (
+        abstract_train_state(**state_args), steps.empty_train_sums(), data, chunk,
+        chunk.astype(bool), np.int32(0)))
+  state = create_train_state(**state_args)
+
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   host = {"next_epoch": 0, "previous_ids": None, **{k: 0 for k in COST_KEYS}}
-  latest = ckpt.latest_epoch()
   if latest is not None:
     state, host = ckpt.restore(latest, state)
     print(f"resuming {workdir} after epoch {latest + 1}", flush=True)
@@ -250,20 +269,14 @@ def train_and_evaluate(
   lines = [files.jsonl_line(r) for r in records]
   files.write_text(metrics_path, "".join(lines))
 
-  data = _device_data(dataset)
-  loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
-  score_unmixed = config.selection.score_unmixed_view and mixup_alpha > 0
-  train_chunk = steps.jit_train_chunk(functools.partial(
-      steps.train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn,
-      schedule_unit=config.schedule.unit, update_trackers=tracker.update,
-      mixup_alpha=mixup_alpha, score_unmixed_view=score_unmixed,
-      augmentation=config.augmentation))
   evaluator = _Evaluator(config)
-  # Compiled on a background thread while this one compiles the train step (XLA compiles
-  # outside the GIL): together they take about as long as the train step alone.
+  # Queued behind the train step on the same background thread; the first validation and
+  # the first selection epoch wait for them.
   evaluator.compile_ahead(state, data, dataset.validation_ids if len(dataset.validation_ids)
                           else _test_rows(dataset))
   selector.compile_ahead(state, data)
+  if train_ahead is not None:
+    train_ahead.result()
 
   num_epochs = config.train.num_epochs
   # Kept as an array; it goes into ``host`` (a JSON list) only when a checkpoint is written.
