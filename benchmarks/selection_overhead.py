@@ -33,8 +33,7 @@ import jax
 from absl import app, flags, logging
 
 from configs.papers import calib_prioritization as paper
-from jaxsel import files, steps, train
-from jaxsel.data import loading
+from jaxsel import compilation, files, train
 
 _EPOCHS = flags.DEFINE_integer("epochs", 200, "Epochs of the end-to-end comparison.")
 _WARMUP = flags.DEFINE_integer("warmup_epochs", 10, "Full-data epochs before selecting.")
@@ -48,10 +47,9 @@ def _config(*, percent: int, epochs: int, warmup: int, score_source: str = "trai
   config = paper.get_config(f"mnist1d,none,{percent}")
   with config.unlocked():
     config.train.num_epochs = epochs
-    config.selection.warmup_epochs = warmup
-    config.selection.score_source = score_source
+    config.method.warmup_epochs = warmup
+    config.method.score_source = score_source
     config.progress_bar = "off"
-    config.checkpoint.every_epochs = 10
     config.dataset.name = _DATASET.value or config.dataset.name
     config.dataset.data_dir = _DATA_DIR.value or config.dataset.data_dir
   return config
@@ -65,16 +63,16 @@ def _run(config, workdir, dataset, *, first_selection_epoch=None):
   def hook(epoch, record):
     del record
     if epoch == first_selection_epoch:
-      compilations["after"] = steps.CompileClock.compilations()
+      compilations["after"] = compilation.CompileClock.compilations()
     if epoch == config.train.num_epochs - 1:
-      compilations["end"] = steps.CompileClock.compilations()
+      compilations["end"] = compilation.CompileClock.compilations()
 
   jax.clear_caches()  # every run compiles what it runs, as a fresh process would
-  compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
+  compile_before, start = compilation.CompileClock.seconds(), time.perf_counter()
   with contextlib.redirect_stdout(io.StringIO()):
     summary = train.train_and_evaluate(config, workdir, dataset=dataset, on_epoch_end=hook)
   wall = time.perf_counter() - start
-  summary["compile_seconds"] = steps.CompileClock.seconds() - compile_before
+  summary["compile_seconds"] = compilation.CompileClock.seconds() - compile_before
   late = (compilations["end"] - compilations["after"] if "after" in compilations
           else None)
   return summary, files.read_jsonl(os.path.join(workdir, "metrics.jsonl")), wall, late
@@ -98,9 +96,7 @@ def main(argv):
   root = _WORKDIR.value or tempfile.mkdtemp(prefix="selection_overhead_")
   epochs, warmup = _EPOCHS.value, _WARMUP.value
   data_config = _config(percent=100, epochs=epochs, warmup=warmup).dataset
-  dataset = loading.load_dataset(data_config.name, data_dir=data_config.data_dir or None,
-                                 train_fraction=data_config.train_fraction,
-                                 split_seed=data_config.split_seed)
+  dataset = train.load_data(_config(percent=100, epochs=epochs, warmup=warmup))
   print(f"{data_config.name}: {len(dataset.train_ids):,} training examples; runs in {root}")
   # A throwaway run first, so that what a process pays once (XLA start-up, eager ops
   # compiled on first use) does not fall on whichever measured run happens to come first.

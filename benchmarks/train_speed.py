@@ -16,7 +16,6 @@ and the median repeat is reported.
 """
 
 import argparse
-import functools
 import statistics
 import time
 
@@ -120,10 +119,9 @@ def jaxsel_epoch_runner(model, batch: int, steps_per_chunk: int, num_examples: i
   """A function running one epoch exactly as ``jaxsel.train`` does: chunks of
   ``steps_per_chunk`` steps as one ``lax.scan``, batches gathered on the device."""
   config = default.get_config()
-  state = create_train_state(model, optim.make_optimizer(config),
-                             rng=jax.random.PRNGKey(0), input_shape=(40,))
-  step_fn = functools.partial(
-      steps.train_step, loss_fn=losses.cross_entropy,
+  state = create_train_state(model, optim.make_optimizer(config), seed=0, input_shape=(40,))
+  step_fn = steps.make_train_step(
+      loss_fn=losses.cross_entropy,
       # Every step here runs in epoch 0, so only the schedule's first value is used.
       learning_rate_fn=optim.make_schedule(
           config, epoch_steps=[1] * config.train.num_epochs),

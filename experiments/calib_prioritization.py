@@ -5,7 +5,7 @@
 runs, in this process and one after the other (sharing the loaded dataset):
 
 1. the target model (``mnist1d,target_model``: a wider CNN with BatchNorm and mixup α = 0.3,
-   trained on all data) which writes ``target.npz``;
+   trained on all data) which writes its entropies to ``scores.npz``;
 2. every run of ``configs/papers/calib_prioritization.py``'s ``sweep('mnist1d')``:
    calibration ∈ {none, label smoothing, mixup, focal} × subset ∈ {100, 30, 20, 10} %
    (Table 1), the random-subset baseline at {30, 20, 10} %, and calibration × {30, 20, 10} %
@@ -49,7 +49,7 @@ def command(arg: str, seed: int, target_path: str | None) -> str:
   parts = ["python -m jaxsel.main", f"--config={CONFIG_FILE}:{arg}",
            f"--workdir={run_dir(arg, seed)}", f"--config.seed={seed}"]
   if target_path:
-    parts.append(f"--config.target.path={target_path}")
+    parts.append(f"--config.method.target.path={target_path}")
   return " ".join(parts)
 
 
@@ -59,7 +59,7 @@ def _run(arg: str, seed: int, dataset, target_path: str | None) -> dict:
     config.seed = seed
     config.progress_bar = "off"
     if target_path:
-      config.target.path = target_path
+      config.method.target.path = target_path
   with contextlib.redirect_stdout(io.StringIO()):  # one line per run instead of per epoch
     return train.train_and_evaluate(config, run_dir(arg, seed), dataset=dataset)
 

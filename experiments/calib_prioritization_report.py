@@ -83,8 +83,7 @@ def _hparam(cell) -> str:
   method = cell["calibration"]
   if method == "none":
     return ""
-  field = paper.HPARAM_FIELD[method]
-  return f"{HPARAM_SYMBOL[method]}={config.calibration[field]:g}"
+  return f"{HPARAM_SYMBOL[method]}={paper.calibration_hparam(config, method):g}"
 
 
 def rows(results) -> list[dict]:

@@ -1,4 +1,14 @@
-"""Jittable batch transforms: standard crop + flip, and mixup.
+"""Jittable batch transforms: augmentations keyed per example, and mixings of a batch.
+
+Two registries, chosen by name from the config:
+
+- ``AUGMENTATIONS`` (``config.augmentation.name``): per-example transforms
+  ``(key, inputs [B, ...], example_ids [B]) -> inputs``; each example's draw is
+  ``fold_in(key, example_id)``, independent of the batch it lands in. ``none``, ``crop_flip``.
+- ``MIXINGS`` (``config.mixing.name``): per-batch transforms that blend examples,
+  ``(key, inputs, mask) -> Mixed(inputs, positions [B, M], weights [B, M])``: row i of the
+  output is made from rows ``positions[i]`` of the batch with ``weights[i]``, and its loss
+  is ``mixed_loss``. ``none``, ``mixup``.
 
 Mixup (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization") trains on convex
 combinations of pairs of examples and of their losses. Calibrated sample prioritization
@@ -15,8 +25,14 @@ batch it lands in. Mixup is different by definition: one mixing weight λ and on
 permutation are shared by the whole batch, so ``mixup`` takes a single per-batch key.
 """
 
+import functools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 
 from jaxsel.losses import LossFn
 
@@ -97,29 +113,135 @@ def mixup_loss(loss_fn: LossFn, logits: jax.Array, labels: jax.Array, partner: j
   return lam * loss_fn(logits, labels) + (1 - lam) * loss_fn(logits, labels[partner])
 
 
-def _crop_flip_one(key: jax.Array, image: jax.Array, *, padding: int) -> jax.Array:
-  """[H, W, C] -> a random HxW crop of the zero-padded image, flipped with p = 0.5."""
-  height, width = image.shape[:2]
+def _crop_flip_one(key: jax.Array, image: jax.Array, *, padding: int, pad_mode: str,
+                   pad_value: jax.Array, flip: bool) -> jax.Array:
+  """[H, W, C] -> a random HxW crop of the padded image, flipped with p = 0.5."""
+  height, width, channels = image.shape
   crop_key, flip_key = jax.random.split(key)
   offsets = jax.random.randint(crop_key, (2,), 0, 2 * padding + 1)
-  padded = jnp.pad(image, ((padding, padding), (padding, padding), (0, 0)))
-  crop = jax.lax.dynamic_slice(padded, (offsets[0], offsets[1], 0),
-                               (height, width, image.shape[2]))
+  if pad_mode == "reflect":
+    padded = jnp.pad(image, ((padding, padding), (padding, padding), (0, 0)), mode="reflect")
+  else:
+    # A canvas of the padding colour with the image written into it: exact, unlike
+    # shifting the image by the colour, padding with zeros and shifting back.
+    canvas = jnp.broadcast_to(pad_value.astype(image.dtype),
+                              (height + 2 * padding, width + 2 * padding, channels))
+    padded = jax.lax.dynamic_update_slice(canvas, image, (padding, padding, 0))
+  crop = jax.lax.dynamic_slice(padded, (offsets[0], offsets[1], 0), (height, width, channels))
+  if not flip:
+    return crop
   return jnp.where(jax.random.bernoulli(flip_key), crop[:, ::-1], crop)
 
 
 def crop_flip(key: jax.Array, images: jax.Array, example_ids: jax.Array, *,
-              padding: int = 4) -> jax.Array:
-  """The "standard" CIFAR augmentation: pad ``padding`` zeros on each side, take a random
-  crop of the original size, flip horizontally with probability 1/2.
+              padding: int = 4, pad_mode: str = "constant",
+              pad_value: jax.Array | float = 0.0, flip: bool = True) -> jax.Array:
+  """The "standard" CIFAR augmentation: pad ``padding`` pixels on each side, take a random
+  crop of the original size, flip horizontally with probability 1/2 (if ``flip``).
 
-  images: [B, H, W, C] (already normalised, so the zero padding is the mean colour, as
-  with padding before normalisation up to the per-channel shift). Each example's draw is
-  ``fold_in(key, example_id)``: independent of the batch it lands in, so a resumed or
-  re-batched run augments every example identically.
+  images: [B, H, W, C], already normalised. ``pad_mode='constant'`` pads with
+  ``pad_value`` (a scalar or one value per channel): the references pad *black* pixels
+  before normalising, which is the normalised value ``(0 - mean) / std`` here (see
+  ``get_augmentation``); ``'reflect'`` mirrors the border (the coreset reference). Each
+  example's draw is ``fold_in(key, example_id)``: independent of the batch it lands in, so
+  a resumed or re-batched run augments every example identically.
   """
+  if pad_mode not in ("constant", "reflect"):
+    raise ValueError(f"pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
+  pad_value = jnp.broadcast_to(jnp.asarray(pad_value, images.dtype), images.shape[-1:])
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(example_ids)
-  return jax.vmap(lambda k, x: _crop_flip_one(k, x, padding=padding))(keys, images)
+  one = functools.partial(_crop_flip_one, padding=padding, pad_mode=pad_mode,
+                          pad_value=pad_value, flip=flip)
+  return jax.vmap(one)(keys, images)
 
 
+AugmentFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 AUGMENTATIONS = ("none", "crop_flip")
+PAD_MODES = ("black", "mean", "reflect")
+
+
+def _is_image(input_shape) -> bool:
+  return len(input_shape) == 3
+
+
+def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence[int],
+                     normalized_black: np.ndarray | None = None) -> AugmentFn | None:
+  """``config.augmentation`` -> a per-example transform, or None for ``none``.
+
+  ``normalized_black``: float [C], the value black pixels have after normalisation (the
+  padding of ``pad_mode='black'``). Raises ValueError naming the field for an unknown name
+  or pad mode, or an augmentation that does not apply to inputs of ``input_shape``.
+  """
+  name = config.name
+  if name not in AUGMENTATIONS:
+    raise ValueError(f"unknown config.augmentation.name {name!r}; valid: "
+                     f"{', '.join(AUGMENTATIONS)}")
+  if name == "none":
+    return None
+  if not _is_image(input_shape):
+    raise ValueError(f"config.augmentation.name={name!r} needs images [H, W, C]; this "
+                     f"dataset's inputs have shape {tuple(input_shape)}. Valid here: none")
+  if config.pad_mode not in PAD_MODES:
+    raise ValueError(f"unknown config.augmentation.pad_mode {config.pad_mode!r}; valid: "
+                     f"{', '.join(PAD_MODES)}")
+  if not (isinstance(config.crop_padding, int) and 0 <= config.crop_padding):
+    raise ValueError(f"config.augmentation.crop_padding must be an integer >= 0, got "
+                     f"{config.crop_padding!r}")
+  pad_value = 0.0
+  if config.pad_mode == "black":
+    if normalized_black is None:
+      raise ValueError("config.augmentation.pad_mode='black' needs the dataset's "
+                       "normalisation")
+    pad_value = np.asarray(normalized_black, np.float32)
+  return functools.partial(
+      crop_flip, padding=config.crop_padding,
+      pad_mode="reflect" if config.pad_mode == "reflect" else "constant",
+      pad_value=pad_value, flip=bool(config.flip))
+
+
+class Mixed(NamedTuple):
+  """A mixed batch: ``inputs`` [B, ...]; row i is made from batch rows ``positions[i]``
+  (int32 [B, M]) with ``weights[i]`` (float32 [B, M], summing to 1)."""
+
+  inputs: jax.Array
+  positions: jax.Array
+  weights: jax.Array
+
+
+MixingFn = Callable[[jax.Array, jax.Array, jax.Array], Mixed]
+MIXINGS = ("none", "mixup")
+
+
+def mixup_batch(key: jax.Array, inputs: jax.Array, mask: jax.Array, *,
+                alpha: float) -> Mixed:
+  """``mixup`` as a ``Mixed`` batch: sources (row, partner), weights (λ, 1 − λ)."""
+  mixed, partner, lam = mixup(key, inputs, mask, alpha=alpha)
+  rows = jnp.arange(inputs.shape[0], dtype=jnp.int32)
+  weights = jnp.broadcast_to(jnp.stack([lam, 1 - lam]), (inputs.shape[0], 2))
+  return Mixed(mixed, jnp.stack([rows, partner], axis=1), weights)
+
+
+def mixed_loss(loss_fn: LossFn, logits: jax.Array, labels: jax.Array, positions: jax.Array,
+               weights: jax.Array) -> jax.Array:
+  """Per-example loss of a mixed batch: Σ_m weights[:, m] · loss(logits, labels[positions[:, m]]).
+
+  logits [B, K], labels [B], positions int [B, M], weights [B, M] -> [B]. For mixup this is
+  ``mixup_loss``: λ · ℓ(·, y_i) + (1 − λ) · ℓ(·, y_π(i)).
+  """
+  total = weights[:, 0] * loss_fn(logits, labels[positions[:, 0]])
+  for m in range(1, positions.shape[1]):
+    total = total + weights[:, m] * loss_fn(logits, labels[positions[:, m]])
+  return total
+
+
+def get_mixing(config: ml_collections.ConfigDict) -> MixingFn | None:
+  """``config.mixing`` -> a batch mixing, or None for ``none``."""
+  name = config.name
+  if name not in MIXINGS:
+    raise ValueError(f"unknown config.mixing.name {name!r}; valid: {', '.join(MIXINGS)}")
+  if name == "none":
+    return None
+  if isinstance(config.alpha, bool) or not config.alpha > 0:
+    raise ValueError(f"config.mixing.alpha must be > 0 for config.mixing.name={name!r}, "
+                     f"got {config.alpha!r}")
+  return functools.partial(mixup_batch, alpha=float(config.alpha))

@@ -36,13 +36,24 @@ def write_json(path: str, obj) -> None:
   write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def append_text(path: str, text: str) -> None:
+  """Appends ``text`` and flushes it. For logs written a line at a time: rewriting the
+  whole file atomically each time would cost O(lines²) over a long run. A line cut short
+  by a crash is dropped by ``read_jsonl``, and a resumed run rewrites the file whole."""
+  with open(path, "a") as f:
+    f.write(text)
+
+
 def jsonl_line(record: dict) -> str:
   return json.dumps(record, sort_keys=True) + "\n"
 
 
-
 def read_jsonl(path: str) -> list[dict]:
+  """The records of a JSON-lines file; a last line without its newline (a write cut
+  short) is left out."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.read().split("\n")
+  # Every complete line ends with "\n", so the last piece is "" or an unfinished line.
+  return [json.loads(line) for line in lines[:-1] if line.strip()]

@@ -33,26 +33,29 @@ Every metric of an empty set of examples is 0.0 (never NaN).
 
 Binning
 -------
-The bin of a confidence c is ``floor(c · M)``, evaluated in float32 and clipped to
-[0, M − 1]. By default the last bin is closed, so c = 1.0 is counted in bin M − 1 and
-c = 0.0 in bin 0: bin b holds b/M ≤ c < (b+1)/M, except that bin M − 1 also holds c = 1.
+Bin b holds b/M ≤ c < (b+1)/M, with the edges b/M taken in exact arithmetic (see "Exact
+boundaries" below). By default the last bin is closed, so c = 1.0 is counted in bin M − 1
+and c = 0.0 in bin 0; confidences outside [0, 1] are clipped into bins 0 and M − 1.
 
 With ``reference_binning=True`` every bin is half-open, [b/M, (b+1)/M), as in the
 reference implementation, so an example with c = 1.0 (or above, which softmax cannot
 produce) falls in no bin: it is left out of both the numerator and the denominator N of
 ECE / MCE / OE. It still counts towards accuracy, NLL and Brier.
 
-Exact boundaries. Multiplication is correctly rounded and monotone, so ``floor(c · M)``
-never puts c *below* its exact bin; a confidence within about one ulp under an edge
-can round up into the upper bin. For the default M = 15 this never happens: the float32
-nearest each interior edge b/15 lies above it (e.g. float32(1/15) = 0.0666666701... > 1/15)
-and so lands in bin b, and the float32 index equals the exact-arithmetic index for every
-float32 within 1000 ulps of every edge (checked in the tests). Other M (e.g. 10, 20) have
-a few such one-ulp cases, far below any statistical resolution of ECE.
+Exact boundaries. ``floor(c · M)`` in float32 is not used: the product is rounded, and a
+confidence just under an edge can round up into the upper bin (float32(0.7) =
+0.699999988... < 7/10 would land in bin 7 of 10 instead of 6). Instead, for each interior
+edge b/M (b = 1, ..., M − 1) the host precomputes, with exact rational arithmetic, e_b =
+the smallest float32 with e_b ≥ b/M; the bin of c is the number of edges e_b ≤ c, which
+lies in [0, M − 1] by construction. For a float32 c, c ≥ e_b exactly when c ≥ b/M, so
+every float32 confidence gets its exact-arithmetic bin (checked in the tests for every
+float32 within 50 ulps of every edge, M = 7, 10, 15, 20). Values such as float32(1/15) =
+0.0666666701... > 1/15 are therefore in bin 1, and float32(0.7) is in bin 6 of 10.
 
 Precision. Sums are float32, so counts are exact up to 2**24 examples per bin.
 """
 
+import fractions
 import functools
 from typing import Any, NamedTuple
 
@@ -115,6 +118,32 @@ def merge(a: CalibrationSums, b: CalibrationSums) -> CalibrationSums:
   return jax.tree.map(jnp.add, a, b)
 
 
+@functools.lru_cache(maxsize=None)
+def _float32_bin_edges(num_bins: int) -> np.ndarray:
+  """Interior edges rounded up to float32: [M − 1], e_b = min{f float32 : f ≥ b/M}.
+
+  Computed on the host with ``fractions.Fraction``, so the comparison with b/M is exact.
+  For float32 c, ``c >= e_b`` if and only if c ≥ b/M. The returned array is read-only
+  (it is cached per M).
+  """
+  _check_num_bins(num_bins)
+  edges = []
+  for b in range(1, num_bins):
+    edge = fractions.Fraction(b, num_bins)
+    # float32(float64(b/M)) is within an ulp or two of the edge (two roundings); step to
+    # the exact answer from there.
+    e = np.float32(b / num_bins)
+    while fractions.Fraction(float(e)) < edge:
+      e = np.nextafter(e, np.float32(np.inf))
+    below = np.nextafter(e, np.float32(-np.inf))
+    while fractions.Fraction(float(below)) >= edge:
+      e, below = below, np.nextafter(below, np.float32(-np.inf))
+    edges.append(e)
+  edges = np.asarray(edges, np.float32)
+  edges.flags.writeable = False
+  return edges
+
+
 def bin_indices(
     confidences: jax.Array,
     *,
@@ -123,21 +152,30 @@ def bin_indices(
 ) -> tuple[jax.Array, jax.Array]:
   """Bin of each confidence, see the module docstring for the boundary rules.
 
+    index_i = #{b ∈ 1..M − 1 : e_b ≤ c_i},   e_b = smallest float32 ≥ b/M,
+
+  which is the exact-arithmetic bin of the float32 value c_i (``floor(c_i · M)`` computed
+  exactly), clipped to [0, M − 1].
+
   Args:
-    confidences: float [B] in [0, 1].
-    num_bins: M.
+    confidences: float [B] in [0, 1]; converted to float32 first.
+    num_bins: M, a static Python int.
     reference_binning: if True, bins are [b/M, (b+1)/M) and c >= 1 is in no bin.
 
   Returns:
-    index: int32 [B] in [0, M − 1], ``clip(floor(c · M), 0, M − 1)``.
+    index: int32 [B] in [0, M − 1]; NaN goes to bin 0.
     in_bin: bool [B]; False only for c >= 1 under ``reference_binning``.
   """
   _check_num_bins(num_bins)
   c = jnp.asarray(confidences, jnp.float32)
-  index = jnp.clip(jnp.floor(c * num_bins), 0, num_bins - 1).astype(jnp.int32)
+  edges = _float32_bin_edges(int(num_bins))
+  # Counting the edges at or below c is searchsorted(edges, c, side="right"); with
+  # M − 1 ≤ a few dozen edges the [B, M − 1] comparison is as cheap and plainly exact.
+  # The count is in [0, M − 1] by construction, which is the clipping.
+  index = jnp.sum(c[..., None] >= edges, axis=-1, dtype=jnp.int32)
   if reference_binning:
-    # Compare c itself rather than the unclipped index: a c just under 1 whose product
-    # rounds up to M still belongs to the last bin.
+    # The upper edge M/M = 1 is exact in float32, so c < 1 is exactly "below the last
+    # bin's open upper edge".
     in_bin = c < 1.0
   else:
     in_bin = jnp.ones(c.shape, bool)

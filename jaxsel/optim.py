@@ -6,7 +6,6 @@ epoch (the references' ``scheduler.step()`` after every epoch) or per step, and 
 per-epoch case correct when the number of steps per epoch changes with the selected subset.
 """
 
-import math
 from collections.abc import Sequence
 
 import ml_collections
@@ -55,11 +54,15 @@ def make_schedule(config: ml_collections.ConfigDict, *,
                   epoch_steps: Sequence[int]) -> optax.Schedule:
   """Learning rate as a function of the schedule position (epoch or step index).
 
-  ``epoch_steps[e]`` is the number of optimizer steps planned for epoch ``e`` (it varies
-  when selection trains on a subset after full-data warm-up epochs).
+  ``epoch_steps[e]`` is the number of optimizer steps planned for epoch ``e``
+  (``durations.TrainingPlan.epoch_steps``: it varies when selection trains on a subset
+  after full-data warm-up epochs, and the last epoch of a run defined by
+  ``train.num_train_steps`` may be cut short). The schedule spans exactly these epochs or
+  steps.
 
   With ``schedule.unit == 'epoch'`` the position is the 0-based epoch, so cosine gives
-  ``lr_e = lr·(1 + cos(π e / E))/2`` (PyTorch ``CosineAnnealingLR`` with ``T_max = E``).
+  ``lr_e = lr·(1 + cos(π e / E))/2`` (PyTorch ``CosineAnnealingLR`` with ``T_max = E``,
+  E = ``len(epoch_steps)``).
   With ``'step'`` the position is the global step, and a duration given in epochs
   (warm-up, milestones) ends at the first step of that epoch.
   """
@@ -69,16 +72,18 @@ def make_schedule(config: ml_collections.ConfigDict, *,
         f"unknown schedule.unit {sched.unit!r}; valid: {', '.join(SCHEDULE_UNITS)}")
   if sched.name not in SCHEDULES:
     raise ValueError(f"unknown schedule.name {sched.name!r}; valid: {', '.join(SCHEDULES)}")
-  if len(epoch_steps) != config.train.num_epochs:
-    raise ValueError(f"epoch_steps has {len(epoch_steps)} entries for "
-                     f"{config.train.num_epochs} epochs")
+  if not len(epoch_steps):
+    raise ValueError("epoch_steps must list at least one epoch")
   if sched.unit == "epoch":
     to_position = float
   else:
     starts = np.concatenate([[0], np.cumsum(epoch_steps)])
     # Fractional epochs (e.g. 0.5 warm-up epochs) interpolate within their epoch.
     to_position = lambda epochs: float(np.interp(epochs, np.arange(len(starts)), starts))  # noqa: E731
-  total = int(round(to_position(config.train.num_epochs)))
+  if not 0 <= sched.lr_warmup_epochs < len(epoch_steps):
+    raise ValueError(f"config.schedule.lr_warmup_epochs must be in [0, {len(epoch_steps)}) "
+                     f"for a run of {len(epoch_steps)} epochs, got {sched.lr_warmup_epochs!r}")
+  total = int(round(to_position(len(epoch_steps))))
   warmup = int(round(to_position(sched.lr_warmup_epochs)))
   peak = config.optimizer.learning_rate
   end = sched.end_learning_rate
@@ -97,10 +102,3 @@ def make_schedule(config: ml_collections.ConfigDict, *,
     return decay
   ramp = optax.linear_schedule(0.0, peak, transition_steps=warmup)
   return optax.join_schedules([ramp, decay], boundaries=[warmup])
-
-
-def steps_per_epoch(num_examples: int, *, batch_size: int, drop_remainder: bool) -> int:
-  """Optimizer steps in one epoch over ``num_examples`` examples."""
-  if drop_remainder:
-    return num_examples // batch_size
-  return math.ceil(num_examples / batch_size)

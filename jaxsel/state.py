@@ -1,6 +1,7 @@
-"""The whole on-device state of a run, as one pytree."""
+"""The whole on-device state of a run, as one pytree, and the run's random streams."""
 
 import functools
+import zlib
 from typing import Any
 
 import flax.linen as nn
@@ -15,17 +16,23 @@ class TrainState(train_state.TrainState):
   """``params`` and ``opt_state`` as in flax, plus what data selection needs.
 
   batch_stats: BatchNorm running statistics ({} for models without BatchNorm).
-  rng: the run key; every random draw folds something into it (step, epoch, example id).
+  rngs: one key per random stream of the train step (``DEVICE_STREAMS``: dropout,
+    augmentation, mixing), each from its own named derivation of the run seed
+    (``stream_key``); a step folds the step or epoch (and the example id) into its
+    stream's key, so no two streams ever share draws.
   trackers: per-example tables keyed by example id, updated inside the jitted train step
-    ({} until a selection method registers some).
+    ({} unless the method registers some).
+  method_state: whatever else a method's own train step carries from step to step (a loss
+    history, a queue of kept examples; {} for the standard step).
   model: the module itself (static). Unlike ``apply_fn`` it compares equal across runs
     with the same architecture, which lets eval-mode passes be compiled once per process
     (see ``Predictor``).
   """
 
   batch_stats: Any
-  rng: jax.Array
+  rngs: dict[str, jax.Array]
   trackers: Any
+  method_state: Any
   model: nn.Module = struct.field(pytree_node=False)
 
 
@@ -48,6 +55,22 @@ def predictor(state: TrainState) -> Predictor:
   return Predictor(model=state.model, params=state.params, batch_stats=state.batch_stats)
 
 
+# Random streams of a run. Each is derived from the seed by its own name, so adding a
+# stream never changes the draws of another, and no two streams share a counter.
+# ``params`` initialises the model; the ``DEVICE_STREAMS`` live in ``TrainState.rngs``;
+# ``selection`` and ``tie_break`` are derived where they are used (epoch selection).
+DEVICE_STREAMS = ("dropout", "augmentation", "mixing")
+STREAMS = ("params", *DEVICE_STREAMS, "selection", "tie_break")
+
+
+def stream_key(seed, name: str) -> jax.Array:
+  """The key of stream ``name`` of run ``seed`` (an int, or an int32 array inside jit):
+  ``fold_in(PRNGKey(seed), crc32(name) mod 2**31)``."""
+  if name not in STREAMS:
+    raise ValueError(f"unknown random stream {name!r}; valid: {', '.join(STREAMS)}")
+  return jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(name.encode()) % 2**31)
+
+
 def _init_compiler_options() -> dict | None:
   """XLA options for the one-shot init program.
 
@@ -64,19 +87,20 @@ def _init_compiler_options() -> dict | None:
 
 @functools.lru_cache(maxsize=16)
 def _jitted_init(model: nn.Module):
-  """``(rng, dummy batch) -> (variables, run rng)``, one jitted function per architecture,
-  so runs in one process compile it once (``jax.clear_caches()`` forgets it like any
-  other). Run eagerly, every op (each layer's, the key split) would compile on its own."""
+  """``(seed, dummy batch) -> (variables, stream keys)``, one jitted function per
+  architecture, so runs in one process compile it once (``jax.clear_caches()`` forgets it
+  like any other). Run eagerly, every op (each layer's, each key derivation) would compile
+  on its own."""
 
-  def init(rng, dummy):
-    init_rng, run_rng = jax.random.split(rng)
-    return model.init(init_rng, dummy, train=False), run_rng
+  def init(seed, dummy):
+    variables = model.init(stream_key(seed, "params"), dummy, train=False)
+    return variables, {name: stream_key(seed, name) for name in DEVICE_STREAMS}
 
   return jax.jit(init, compiler_options=_init_compiler_options())
 
 
-def _assemble(model: nn.Module, tx: optax.GradientTransformation, variables, run_rng,
-              trackers) -> TrainState:
+def _assemble(model: nn.Module, tx: optax.GradientTransformation, variables, rngs,
+              trackers, method_state) -> TrainState:
   return TrainState(
       step=0,
       apply_fn=model.apply,
@@ -85,8 +109,9 @@ def _assemble(model: nn.Module, tx: optax.GradientTransformation, variables, run
       # One compiled call instead of an eager op (and its compilation) per parameter shape.
       opt_state=jax.jit(tx.init)(variables["params"]),
       batch_stats=variables.get("batch_stats", {}),
-      rng=run_rng,
+      rngs=rngs,
       trackers={} if trackers is None else trackers,
+      method_state={} if method_state is None else method_state,
       model=model,
   )
 
@@ -95,26 +120,30 @@ def create_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
     *,
-    rng: jax.Array,
+    seed: int,
     input_shape: tuple[int, ...],
     trackers: Any = None,
+    method_state: Any = None,
 ) -> TrainState:
-  """Initialises parameters from ``rng`` with a dummy batch of two examples."""
-  variables, run_rng = _jitted_init(model)(rng, np.zeros((2, *input_shape), np.float32))
-  return _assemble(model, tx, variables, run_rng, trackers)
+  """Initialises parameters from the run seed's ``params`` stream with a dummy batch of
+  two examples; the step's streams (``rngs``) come from the same seed."""
+  variables, rngs = _jitted_init(model)(np.int32(seed),
+                                        np.zeros((2, *input_shape), np.float32))
+  return _assemble(model, tx, variables, rngs, trackers, method_state)
 
 
 def abstract_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
     *,
-    rng: jax.Array,
+    seed: int,
     input_shape: tuple[int, ...],
     trackers: Any = None,
+    method_state: Any = None,
 ) -> TrainState:
   """What ``create_train_state`` returns, as ``jax.ShapeDtypeStruct`` leaves (weak types
   included), found by tracing only: nothing is compiled or run."""
-  variables, run_rng = _jitted_init(model).eval_shape(
-      rng, jax.ShapeDtypeStruct((2, *input_shape), np.float32))
-  return jax.eval_shape(lambda v, r: _assemble(model, tx, v, r, trackers), variables,
-                        run_rng)
+  variables, rngs = _jitted_init(model).eval_shape(
+      np.int32(seed), jax.ShapeDtypeStruct((2, *input_shape), np.float32))
+  return jax.eval_shape(
+      lambda v, r: _assemble(model, tx, v, r, trackers, method_state), variables, rngs)

@@ -2,20 +2,21 @@
 
 A statistic is a ``Tracker``: a pair of pure functions
 
-  init(num_ids)                          -> state   (a pytree of ``[N]`` tables)
-  update(state, batch, logits, epoch)    -> state
+  init(num_ids)              -> state   (a pytree of ``[N]`` or ``[N, ...]`` tables)
+  update(state, outputs)     -> state
 
 where ``N`` is the size of the source train split and every table is indexed by the
-stable ``example_id`` of an example. ``update`` sees the training batch (``example_ids``,
-``mask``, ``labels``, ``inputs``), the train-mode ``logits: [B, K]`` computed for the
-gradient step, and the 0-based epoch, so statistics that need the label (a forgetting
-count) or the epoch (a running mean over epochs) fit the same signature. ``combine``
-merges several named trackers into one whose update is the ``update_trackers`` argument
-of ``steps.train_step``, and whose state is the ``trackers`` field of the train state.
+stable ``example_id`` of an example. ``outputs`` is the ``StepOutputs`` of one train step:
+the batch's ids, mask and labels, the logits of the forward pass used for the gradient
+(train mode, augmented and mixed inputs, parameters before the update — the "PUTF"
+statistics of ALGORITHMS.md 0.1), the per-example training loss, the epoch and step, and
+for mixed batches which examples each input was mixed from and with what weights. A new
+statistic is therefore one new tracker; the train step does not change. ``combine``
+merges named trackers into one whose state is the ``trackers`` field of the train state.
 
 Padding rows. A padded final batch has ``mask == False`` rows whose ``example_id`` is 0, a
-real id. Every write goes through ``scatter_set``, which drops those rows, so padding never
-touches a table.
+real id. Every write goes through ``scatter_set`` (or ``scatter_add``), which drops those
+rows, so padding never touches a table.
 """
 
 from collections.abc import Callable, Mapping
@@ -24,21 +25,56 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-Batch = Mapping[str, jax.Array]
 # logits [B, K] -> per-example score [B].
 ScoreFn = Callable[[jax.Array], jax.Array]
+
+
+class StepOutputs(NamedTuple):
+  """What one train step hands to the trackers (all device arrays, B rows).
+
+  example_ids: int32 [B]; mask: bool [B] (False = padding row); labels: int32 [B].
+  logits: float32 [B, K] of the forward pass the trackers score: by default the one the
+    loss was computed from; with a method's clean view, a train-mode forward pass of the
+    un-mixed inputs with the same parameters.
+  loss: float32 [B], the per-example training loss (the mixed loss under mixing).
+  epoch, step: int32 [], the 0-based epoch and the optimizer step before the update.
+  sources: int32 [B, M], the example ids each row's input was made from (M = 1 and
+    ``sources[:, 0] == example_ids`` without mixing; mixup: the row and its partner).
+  weights: float32 [B, M], their mixing weights (rows sum to 1).
+  """
+
+  example_ids: jax.Array
+  mask: jax.Array
+  labels: jax.Array
+  logits: jax.Array
+  loss: jax.Array
+  epoch: jax.Array
+  step: jax.Array
+  sources: jax.Array
+  weights: jax.Array
+
+  @property
+  def correct(self) -> jax.Array:
+    """bool [B]: whether the prediction (argmax of ``logits``) is the row's own label."""
+    return jnp.argmax(self.logits, axis=-1) == self.labels
 
 
 class Tracker(NamedTuple):
   """A per-example statistic as an (init, update) pair of pure functions.
 
-  init: ``num_ids -> state``, a pytree of ``[num_ids]`` arrays.
-  update: ``(state, batch, logits [B, K], epoch) -> state``, traced inside the jitted
-    train step; it must write only the rows of ``batch`` whose ``mask`` is True.
+  init: ``num_ids -> state``, a pytree of tables with leading axis ``num_ids``.
+  update: ``(state, outputs: StepOutputs) -> state``, traced inside the jitted train step;
+    it must write only the rows whose ``mask`` is True.
   """
 
   init: Callable[[int], Any]
-  update: Callable[[Any, Batch, jax.Array, jax.Array], Any]
+  update: Callable[[Any, StepOutputs], Any]
+
+
+def _drop_padding(table: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
+  # Masked-out rows are redirected to index N, one past the end, which ``mode="drop"``
+  # discards. N rather than -1 because negative indices wrap around to the end.
+  return jnp.where(mask, ids, jnp.asarray(table.shape[0], ids.dtype))
 
 
 def scatter_set(table: jax.Array, ids: jax.Array, values: jax.Array,
@@ -46,48 +82,54 @@ def scatter_set(table: jax.Array, ids: jax.Array, values: jax.Array,
   """``table[ids[i]] = values[i]`` for every row i with ``mask[i]``; other rows are ignored.
 
   Args:
-    table: ``[N]``.
+    table: ``[N, ...]``.
     ids: int ``[B]`` example ids in [0, N).
-    values: ``[B]``, cast to ``table.dtype``.
+    values: ``[B, ...]``, cast to ``table.dtype``.
     mask: bool ``[B]``; False marks a padding row.
 
   Returns:
-    The updated ``[N]`` table.
+    The updated table.
 
-  Masked-out rows are redirected to index ``N``, one past the end, and dropped by
-  ``mode="drop"``. Masking the *value* instead would not do: a padding row carries id 0,
-  a duplicate of a real id whenever example 0 is in the epoch, and XLA does not say which
-  of several writes to one index wins, so the padding row could overwrite the real
-  example's new value. ``N`` rather than ``-1`` because negative indices wrap around to
-  the end of the table instead of being dropped.
+  Masking the *value* instead of the index would not do: a padding row carries id 0, a
+  duplicate of a real id whenever example 0 is in the epoch, and XLA does not say which of
+  several writes to one index wins, so the padding row could overwrite the real example's
+  new value.
 
-  Real rows of a batch have distinct ids (the epoch's ids are drawn without replacement),
-  so among the writes that land, each index is written at most once and the result is
-  well defined. This is not checked here: an assertion inside jit would need a host
-  callback on every step. ``unique_indices`` is not passed to XLA either, since all the
-  padding rows share the index ``N``.
+  Real rows of a batch have distinct ids (an epoch's ids are drawn without replacement),
+  so among the writes that land each index is written at most once and the result is well
+  defined. This is not checked here: an assertion inside jit would need a host callback on
+  every step.
   """
-  out_of_range = jnp.asarray(table.shape[0], ids.dtype)
-  safe_ids = jnp.where(mask, ids, out_of_range)
+  safe_ids = _drop_padding(table, ids, mask)
   return table.at[safe_ids].set(values.astype(table.dtype), mode="drop")
+
+
+def scatter_add(table: jax.Array, ids: jax.Array, values: jax.Array,
+                mask: jax.Array) -> jax.Array:
+  """``table[ids[i]] += values[i]`` for every row i with ``mask[i]``; repeated ids add up.
+
+  For contributions that may hit one example several times in a batch, e.g. the sources
+  of mixed inputs (``StepOutputs.sources``), where one example can be a partner of several
+  rows.
+  """
+  safe_ids = _drop_padding(table, ids, mask)
+  return table.at[safe_ids].add(values.astype(table.dtype), mode="drop")
 
 
 def last_score(score_fn: ScoreFn, *, initial_value: float = 0.0) -> Tracker:
   """The most recent score of each example: a float32 ``[N]`` table.
 
   ``init`` fills the table with ``initial_value``. ``update`` overwrites the entries of the
-  batch's real rows with ``score_fn(logits)`` (``[B, K] -> [B]``) and leaves every other
-  entry as it was. As in the calibrated-sample-prioritization paper, an example left out
-  of an epoch's subset keeps the score it had when it was last trained on; scores are not
-  refreshed by a separate pass over the whole training set.
+  batch's real rows with ``score_fn(outputs.logits)`` (``[B, K] -> [B]``) and leaves every
+  other entry as it was. As in the calibrated-sample-prioritization paper, an example left
+  out of an epoch's subset keeps the score it had when it was last trained on.
   """
 
   def init(num_ids: int) -> jax.Array:
     return jnp.full((num_ids,), initial_value, jnp.float32)
 
-  def update(table, batch, logits, epoch):
-    del epoch
-    return scatter_set(table, batch["example_ids"], score_fn(logits), batch["mask"])
+  def update(table, outputs: StepOutputs):
+    return scatter_set(table, outputs.example_ids, score_fn(outputs.logits), outputs.mask)
 
   return Tracker(init=init, update=update)
 
@@ -95,16 +137,15 @@ def last_score(score_fn: ScoreFn, *, initial_value: float = 0.0) -> Tracker:
 def combine(trackers: Mapping[str, Tracker]) -> Tracker:
   """One tracker whose state is ``{name: state of trackers[name]}``.
 
-  ``update`` applies every tracker to its own sub-state with the same batch, logits and
-  epoch. With no trackers the state is ``{}`` and ``update`` returns it unchanged.
+  ``update`` applies every tracker to its own sub-state with the same outputs. With no
+  trackers the state is ``{}`` and ``update`` returns it unchanged.
   """
   trackers = dict(trackers)
 
   def init(num_ids: int) -> dict[str, Any]:
     return {name: t.init(num_ids) for name, t in trackers.items()}
 
-  def update(state, batch, logits, epoch):
-    return {name: t.update(state[name], batch, logits, epoch)
-            for name, t in trackers.items()}
+  def update(state, outputs: StepOutputs):
+    return {name: t.update(state[name], outputs) for name, t in trackers.items()}
 
   return Tracker(init=init, update=update)

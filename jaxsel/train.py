@@ -1,42 +1,50 @@
-"""``train_and_evaluate(config, workdir)``: the outer loop of a run, orchestration only.
+"""``train_and_evaluate(config, workdir)``: the generic loop of a run, orchestration only.
 
-Per epoch: choose the epoch's example ids → lay them out as a fixed-shape batch plan →
-jitted train chunks (no host sync until the epoch ends) → validation metrics → one log
-line and one ``metrics.jsonl`` record → checkpoint. At the end: test metrics,
-``summary.json`` and figures. Re-running on an interrupted workdir resumes from its last
-checkpoint and produces the same numbers as an uninterrupted run.
+Per epoch: the method chooses the epoch's example ids → they are laid out as a fixed-shape
+batch plan → jitted train chunks (no host sync until the epoch ends) → the method's epoch
+bookkeeping → one ``metrics.jsonl`` record → validation and a log line when evaluation is
+due → a checkpoint when one is due. At the end: test metrics of the last model (and of the
+best-validation model), ``summary.json``, figures and the method's artifacts. Re-running on
+an interrupted workdir resumes from its last checkpoint and produces the same numbers as an
+uninterrupted run. Nothing here knows which method runs: that is ``jaxsel.methods``.
 """
 
-import functools
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
 
-from jaxsel import (calibration, checkpoint, config_checks, epoch_selection, files, metrics,
-                    models, optim, scores, steps, target, trackers)
+from jaxsel import (augment, checkpoint, compilation, config_checks, durations, evaluation,
+                    files, losses, methods, models, optim, selection, steps)
 from jaxsel.data import iterators, loading
 from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
-EpochHook = Callable[[int, dict], None]
+# Cost accounting, summed over epochs and kept in checkpoints.
+COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
+             "examples_forwarded", "examples_backpropagated", "eval_seconds",
+             "checkpoint_seconds")
 
 
 class NonFiniteLossError(FloatingPointError):
   pass
 
 
-def _load_data(config) -> loading.Dataset:
+def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
+  """The dataset ``config.dataset`` describes."""
+  data = config.dataset
+  normalization = None
+  if len(data.normalization_mean) or len(data.normalization_std):
+    normalization = loading.Normalization(tuple(data.normalization_mean),
+                                          tuple(data.normalization_std))
   return loading.load_dataset(
-      config.dataset.name, data_dir=config.dataset.data_dir or None,
-      train_fraction=config.dataset.train_fraction, split_seed=config.dataset.split_seed)
+      data.name, data_dir=data.data_dir or None, train_fraction=data.train_fraction,
+      split_seed=data.split_seed, normalization=normalization)
 
 
 def _check_workdir(config, workdir: str) -> str:
@@ -56,70 +64,10 @@ def _check_workdir(config, workdir: str) -> str:
   return path
 
 
-def _device_data(dataset: loading.Dataset) -> dict[str, jax.Array]:
-  """The pool rows (indexed by example id) followed by the test rows, on the device.
-
-  One array for both, so validation and test passes share one compiled function; test
-  example ``i`` is row ``len(pool) + i`` (see ``_test_rows``). Training ids are pool ids,
-  so training never sees a test row.
-  """
-  return {"inputs": jax.device_put(np.concatenate([dataset.pool.inputs,
-                                                   dataset.test.inputs])),
-          "labels": jax.device_put(np.concatenate([dataset.pool.labels,
-                                                   dataset.test.labels]))}
-
-
-def _test_rows(dataset: loading.Dataset) -> np.ndarray:
-  return np.arange(len(dataset.pool), len(dataset.pool) + len(dataset.test), dtype=np.int32)
-
-
 def _progress(config, total: int, desc: str):
   mode = config.progress_bar
   enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
   return tqdm.tqdm(total=total, desc=desc, leave=False, disable=not enabled)
-
-
-class _Evaluator:
-  """Full passes (padded, masked) that reduce to calibration sums on the device."""
-
-  def __init__(self, config):
-    self._config = config
-    self._eval_chunk = steps.jit_eval_chunk(
-        num_bins=config.metrics.num_bins,
-        reference_binning=config.metrics.reference_binning)
-    self._ahead = None
-
-  def _plan(self, ids: np.ndarray) -> iterators.BatchPlan:
-    # Every plan has chunks of one shape, whatever len(ids): one compiled program.
-    return iterators.full_pass_plan(ids, batch_size=self._config.train.eval_batch_size,
-                                    steps_per_chunk=self._config.train.steps_per_chunk)
-
-  def compile_ahead(self, state: TrainState, data, ids: np.ndarray) -> None:
-    """Starts compiling the pass in the background; the first ``sums`` waits for it."""
-    chunk_ids, chunk_mask = next(iter(self._plan(ids).chunks()))
-    self._ahead = self._eval_chunk.compile_ahead(
-        state, metrics.empty_sums(self._config.metrics.num_bins), data, chunk_ids,
-        chunk_mask)
-
-  def sums(self, state: TrainState, data, ids: np.ndarray) -> metrics.CalibrationSums:
-    if self._ahead is not None:
-      self._ahead.result()
-      self._ahead = None
-    total = metrics.empty_sums(self._config.metrics.num_bins)
-    for chunk_ids, chunk_mask in self._plan(ids).chunks():
-      total = self._eval_chunk(state, total, data, chunk_ids, chunk_mask)
-    return jax.device_get(total)
-
-
-def _percent_summary(sums, prefix: str) -> dict[str, float]:
-  """Accuracy and calibration errors in percent (as the papers report), NLL/Brier raw."""
-  summary = metrics.summarize(sums)
-  out = {}
-  for key in ("accuracy", "ece", "mce", "oe"):
-    out[f"{prefix}_{key}"] = 100.0 * float(summary[key])
-  for key in ("nll", "brier"):
-    out[f"{prefix}_{key}"] = float(summary[key])
-  return out
 
 
 def _epoch_line(record: dict, num_epochs: int) -> str:
@@ -137,9 +85,22 @@ def _epoch_line(record: dict, num_epochs: int) -> str:
   return "  ".join(parts)
 
 
+def _subset_diagnostics(ids: np.ndarray, previous_ids: np.ndarray | None, labels: np.ndarray,
+                        num_classes: int) -> dict:
+  """What an epoch's examples look like: count, class mix (%), overlap with the last (%)."""
+  overlap = (None if previous_ids is None
+             else selection.overlap_percent(previous_ids, ids))
+  return {
+      "num_selected": int(len(ids)),
+      "class_histogram": [round(float(p), 3) for p in
+                          selection.class_histogram(labels[ids], num_classes)],
+      "overlap_with_previous": overlap,
+  }
+
+
 def _run_chunks(config, train_chunk, state, data, plan, epoch):
   """Trains on one epoch's plan; returns (state, host-side sums, seconds without compile)."""
-  compile_before, start = steps.CompileClock.seconds(), time.perf_counter()
+  compile_before, start = compilation.CompileClock.seconds(), time.perf_counter()
   totals = steps.empty_train_sums()
   with _progress(config, plan.num_chunks, f"epoch {epoch + 1}") as bar:
     for chunk_ids, chunk_mask in plan.chunks():
@@ -147,18 +108,9 @@ def _run_chunks(config, train_chunk, state, data, plan, epoch):
                                   np.int32(epoch))
       bar.update()
   totals = jax.device_get(totals)  # the epoch's only host sync
-  seconds = time.perf_counter() - start - (steps.CompileClock.seconds() - compile_before)
+  seconds = (time.perf_counter() - start
+             - (compilation.CompileClock.seconds() - compile_before))
   return state, totals, seconds
-
-
-def _planned_epoch_steps(config, selector: epoch_selection.EpochSelector,
-                         num_train: int) -> list[int]:
-  """Optimizer steps of every epoch: all data during warm-up, the subset after."""
-  def steps_for(n):
-    return optim.steps_per_epoch(n, batch_size=config.train.batch_size,
-                                 drop_remainder=config.train.drop_remainder)
-  return [steps_for(selector.num_selected if selector.is_selection_epoch(e) else num_train)
-          for e in range(config.train.num_epochs)]
 
 
 def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str) -> None:
@@ -173,28 +125,55 @@ def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str) -> None:
       "optimizer.learning_rate or check the inputs.")
 
 
-def _initial_trackers(config, num_ids: int) -> tuple[trackers.Tracker, dict]:
-  """The per-example tables the train step keeps, and their initial values."""
-  tables = {epoch_selection.SCORE_TABLE: trackers.last_score(scores.entropy)}
-  if config.target.save_artifact:
-    # [epochs, N] snapshots of the score table, written at the end of each epoch (the
-    # train step leaves them alone).
-    num_epochs = config.train.num_epochs
-    tables[TRAJECTORY] = trackers.Tracker(
-        init=lambda n: jnp.zeros((num_epochs, n), jnp.float32),
-        update=lambda table, batch, logits, epoch: table)
-  tracker = trackers.combine(tables)
-  return tracker, tracker.init(num_ids)
+class _Periodic:
+  """When evaluation and checkpoints are due: every k epochs, every n steps, every s
+  seconds (checkpoints only) and always after the last epoch."""
+
+  def __init__(self, section: ml_collections.ConfigDict, plan: durations.TrainingPlan):
+    self._section, self._plan = section, plan
+    self._last_time = time.monotonic()
+
+  def due(self, epoch: int) -> bool:
+    section, plan = self._section, self._plan
+    if epoch + 1 == plan.num_epochs:
+      return True
+    if durations.crossed(section.every_epochs, epoch, epoch + 1):
+      return True
+    if durations.crossed(section.every_steps, plan.steps_before(epoch),
+                         plan.steps_before(epoch + 1)):
+      return True
+    seconds = section.get("every_seconds", 0)
+    return bool(seconds) and time.monotonic() - self._last_time >= seconds
+
+  def done(self) -> None:
+    self._last_time = time.monotonic()
 
 
-TRAJECTORY = "entropy_trajectory"
+def _method_and_plan(config, dataset):
+  method = methods.get_method(config.method.name)(config, dataset)
+  plan = durations.plan_training(
+      num_epochs=config.train.num_epochs, num_train_steps=config.train.num_train_steps,
+      examples_in_epoch=method.examples_in_epoch, batch_size=config.train.batch_size,
+      drop_remainder=config.train.drop_remainder)
+  return method, plan
+
+
+def _train_step(config, method, dataset, plan):
+  augment_fn = augment.get_augmentation(
+      config.augmentation, input_shape=dataset.input_shape,
+      normalized_black=dataset.normalization.normalized(0.0))
+  return method.make_train_step(
+      loss_fn=losses.from_config(config.loss),
+      learning_rate_fn=optim.make_schedule(config, epoch_steps=plan.epoch_steps),
+      schedule_unit=config.schedule.unit, augment_fn=augment_fn,
+      mixing_fn=augment.get_mixing(config.mixing))
 
 
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
     *,
-    on_epoch_end: EpochHook | None = None,
+    on_epoch_end=None,
     dataset: loading.Dataset | None = None,
 ) -> dict:
   """Trains, evaluates and writes everything to ``workdir``; returns the summary.
@@ -203,10 +182,11 @@ def train_and_evaluate(
   configs on one dataset pass it to skip re-reading it).
 
   Outputs: ``config.json``, ``metrics.jsonl`` (one record per epoch), ``checkpoints/``,
-  and at the end ``summary.json``, ``reliability_test.png``, ``curves.png``,
-  ``scores_final.png`` and, with ``target.save_artifact``, ``target.npz``.
-  ``on_epoch_end(epoch, record)`` is called after each epoch's record is written.
+  and at the end ``summary.json``, ``reliability_test.png``, ``curves.png`` and the
+  method's own files. ``on_epoch_end(epoch, record)`` is called after each epoch's record
+  is written.
   """
+  started = time.perf_counter()
   config_checks.check_config(config)
   config_path = _check_workdir(config, workdir)
   summary_path = os.path.join(workdir, "summary.json")
@@ -215,35 +195,25 @@ def train_and_evaluate(
     with open(summary_path) as f:
       return json.load(f)
 
-  dataset = dataset or _load_data(config)
-  config_checks.check_against_data(config, num_train=len(dataset.train_ids))
-  target_artifact = None
-  if config.target.path:
-    target_artifact = target.load(config.target.path,
-                                  fingerprint=loading.dataset_fingerprint(dataset),
-                                  example_ids=dataset.train_ids)
-  selector = epoch_selection.EpochSelector(config, dataset, target=target_artifact)
+  timings = {}
+  data_start = time.perf_counter()
+  dataset = dataset or load_data(config)
+  timings["data_seconds"] = time.perf_counter() - data_start
+  config_checks.check_against_data(config, dataset)
+  method, plan = _method_and_plan(config, dataset)
+  train_chunk = steps.jit_train_chunk(_train_step(config, method, dataset, plan))
   # Written only once every check has passed, so a rejected config leaves nothing behind.
   if not os.path.exists(config_path):
     files.write_json(config_path, json.loads(config.to_json()))
 
   model = models.get_model(config.model.name, num_classes=dataset.num_classes,
                            **config.model.kwargs)
-  learning_rate_fn = optim.make_schedule(
-      config, epoch_steps=_planned_epoch_steps(config, selector, len(dataset.train_ids)))
-  tracker, tables = _initial_trackers(config, len(dataset.pool))
-  state_args = dict(model=model, tx=optim.make_optimizer(config),
-                    rng=jax.random.PRNGKey(config.seed), input_shape=dataset.input_shape,
-                    trackers=tables)
-  data = _device_data(dataset)
-  loss_fn, mixup_alpha = calibration.loss_and_mixup(config.calibration)
-  score_unmixed = config.selection.score_unmixed_view and mixup_alpha > 0
-  train_chunk = steps.jit_train_chunk(functools.partial(
-      steps.train_step, loss_fn=loss_fn, learning_rate_fn=learning_rate_fn,
-      schedule_unit=config.schedule.unit, update_trackers=tracker.update,
-      mixup_alpha=mixup_alpha, score_unmixed_view=score_unmixed,
-      augmentation=config.augmentation))
-
+  state_args = dict(model=model, tx=optim.make_optimizer(config), seed=config.seed,
+                    input_shape=dataset.input_shape,
+                    trackers={name: t.init(len(dataset.pool))
+                              for name, t in method.trackers().items()},
+                    method_state=method.initial_method_state(plan))
+  data = evaluation.device_data(dataset)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  max_to_keep=config.checkpoint.max_to_keep)
   latest = ckpt.latest_epoch()
@@ -253,139 +223,158 @@ def train_and_evaluate(
     # this one compiles model init; it needs only the state's shapes. (A resumed state's
     # restored leaves may differ in weak type, so it compiles on first use instead.)
     chunk = np.zeros((config.train.steps_per_chunk, config.train.batch_size), np.int32)
-    train_ahead = steps.compile_ahead(train_chunk, (
+    train_ahead = compilation.compile_ahead(train_chunk, (
         abstract_train_state(**state_args), steps.empty_train_sums(), data, chunk,
         chunk.astype(bool), np.int32(0)))
   state = create_train_state(**state_args)
+  has_validation = len(dataset.validation_ids) > 0
+  best = evaluation.snapshot(state) if has_validation else {}
 
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  host = {"next_epoch": 0, "previous_ids": None, **{k: 0 for k in COST_KEYS}}
+  host = {"next_epoch": 0, "previous_ids": None, "best_val": None,
+          **{k: 0 for k in COST_KEYS}}
   if latest is not None:
-    state, host = ckpt.restore(latest, state)
+    restored, host = ckpt.restore(latest, {"state": state, "best": best})
+    state, best = restored["state"], restored["best"]
     print(f"resuming {workdir} after epoch {latest + 1}", flush=True)
   # Records past the checkpoint belong to epochs that will run again.
   records = [r for r in files.read_jsonl(metrics_path) if r["epoch"] < host["next_epoch"]]
-  # Each record is serialised once; the file is rewritten (atomically) from these lines.
-  lines = [files.jsonl_line(r) for r in records]
-  files.write_text(metrics_path, "".join(lines))
+  files.write_text(metrics_path, "".join(files.jsonl_line(r) for r in records))
 
-  evaluator = _Evaluator(config)
-  # Queued behind the train step on the same background thread; the first validation and
+  evaluator = evaluation.Evaluator(config)
+  # Queued behind the train step on the same background thread; the first evaluation and
   # the first selection epoch wait for them.
-  evaluator.compile_ahead(state, data, dataset.validation_ids if len(dataset.validation_ids)
-                          else _test_rows(dataset))
-  selector.compile_ahead(state, data)
+  evaluator.compile_ahead(state, data, dataset.validation_ids if has_validation
+                          else evaluation.test_rows(dataset))
+  method.compile_ahead(state, data)
   if train_ahead is not None:
     train_ahead.result()
+  timings["setup_seconds"] = time.perf_counter() - started - timings["data_seconds"]
 
-  num_epochs = config.train.num_epochs
+  evaluate, save = _Periodic(config.eval, plan), _Periodic(config.checkpoint, plan)
   # Kept as an array; it goes into ``host`` (a JSON list) only when a checkpoint is written.
   previous_ids = (None if host["previous_ids"] is None
                   else np.asarray(host["previous_ids"], np.int32))
-  for epoch in range(host["next_epoch"], num_epochs):
+  for epoch in range(host["next_epoch"], plan.num_epochs):
     start = time.perf_counter()
-    epoch_ids, state, costs = selector.choose(epoch, state, data)
-    plan = iterators.train_plan(
-        epoch_ids, batch_size=config.train.batch_size,
+    choice = method.choose(epoch, state, data)
+    state = choice.state
+    if len(choice.example_ids) != method.examples_in_epoch(epoch):
+      raise RuntimeError(
+          f"method {config.method.name!r} chose {len(choice.example_ids)} examples in epoch "
+          f"{epoch}, not the {method.examples_in_epoch(epoch)} it planned")
+    batches = iterators.train_plan(
+        choice.example_ids, batch_size=config.train.batch_size,
         steps_per_chunk=config.train.steps_per_chunk, shuffle_seed=(config.seed, epoch),
-        drop_remainder=config.train.drop_remainder)
-    state, totals, train_seconds = _run_chunks(config, train_chunk, state, data, plan, epoch)
+        drop_remainder=config.train.drop_remainder, num_steps=plan.epoch_steps[epoch])
+    state, totals, train_seconds = _run_chunks(config, train_chunk, state, data, batches,
+                                               epoch)
     train_loss = float(totals["loss"] / totals["count"])
     _check_finite(train_loss, epoch, ckpt, workdir)
-    if TRAJECTORY in state.trackers:
-      snapshot = state.trackers[TRAJECTORY].at[epoch].set(
-          state.trackers[epoch_selection.SCORE_TABLE])
-      state = state.replace(trackers={**state.trackers, TRAJECTORY: snapshot})
+    state = method.end_epoch(epoch, state, choice.example_ids)
 
     host["next_epoch"] = epoch + 1
     host["train_seconds"] += train_seconds
-    host["scoring_seconds"] += costs["scoring_seconds"]
-    host["selection_seconds"] += costs["selection_seconds"]
-    host["examples_backpropagated"] += plan.num_examples
-    host["examples_forwarded"] += (plan.num_examples * (2 if score_unmixed else 1)
-                                   + costs["examples_scored"])
+    host["scoring_seconds"] += choice.costs["scoring_seconds"]
+    host["selection_seconds"] += choice.costs["selection_seconds"]
+    host["examples_backpropagated"] += batches.num_examples
+    host["examples_forwarded"] += (batches.num_examples * method.forwards_per_trained_example
+                                   + choice.costs["examples_scored"])
     record = {
         "epoch": epoch,
+        "step": plan.steps_before(epoch + 1),
         # The rate the train step last set (per-epoch schedules: this epoch's).
         "lr": float(state.opt_state.hyperparams["learning_rate"]),
         "train_loss": train_loss,
         "train_accuracy": 100.0 * float(totals["correct"] / totals["count"]),
-        "selection_epoch": selector.is_selection_epoch(epoch),
-        **epoch_selection.subset_diagnostics(epoch_ids, previous_ids, dataset.pool.labels,
-                                             dataset.num_classes),
-        "num_train_examples": plan.num_examples,
-        "num_steps": plan.num_steps,
+        "selection_epoch": choice.selected,
+        **_subset_diagnostics(choice.example_ids, previous_ids, dataset.pool.labels,
+                              dataset.num_classes),
+        "num_train_examples": batches.num_examples,
+        "num_steps": batches.num_steps,
         "train_seconds": train_seconds,
-        **costs,
+        **choice.costs,
     }
-    previous_ids = epoch_ids
-    if len(dataset.validation_ids):
-      record.update(_percent_summary(evaluator.sums(state, data, dataset.validation_ids),
-                                     "val"))
+    previous_ids = choice.example_ids
+    evaluated = evaluate.due(epoch)
+    if evaluated and has_validation:
+      eval_start = time.perf_counter()
+      record.update(evaluation.percent_summary(
+          evaluator.sums(state, data, dataset.validation_ids), "val"))
+      if host["best_val"] is None or record["val_nll"] < host["best_val"]["nll"]:
+        host["best_val"] = {"epoch": epoch, "nll": record["val_nll"]}
+        best = evaluation.snapshot(state)
+      host["eval_seconds"] += time.perf_counter() - eval_start
     record["seconds"] = time.perf_counter() - start
     records.append(record)
-    lines.append(files.jsonl_line(record))
-    files.write_text(metrics_path, "".join(lines))
-    print(_epoch_line(record, num_epochs), flush=True)
+    files.append_text(metrics_path, files.jsonl_line(record))
+    if evaluated:
+      print(_epoch_line(record, plan.num_epochs), flush=True)
 
-    if (epoch + 1) % config.checkpoint.every_epochs == 0 or epoch + 1 == num_epochs:
+    if save.due(epoch):
+      save_start = time.perf_counter()
       host["previous_ids"] = previous_ids.tolist()
-      ckpt.save(epoch, state, host)
+      ckpt.save(epoch, {"state": state, "best": best}, host)
+      host["checkpoint_seconds"] += time.perf_counter() - save_start
+      save.done()
     if on_epoch_end is not None:
       on_epoch_end(epoch, record)
 
-  return _finish(config, workdir, state, dataset, data, evaluator, selector, host, records,
-                 ckpt)
+  return _finish(config, workdir, state, best, method, dataset, data, evaluator, host,
+                 records, ckpt, plan, timings, started)
 
 
-# Cost accounting, summed over epochs and kept in checkpoints.
-COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
-             "examples_forwarded", "examples_backpropagated")
-
-
-def _finish(config, workdir, state, dataset, data, evaluator, selector, host, records,
-            ckpt) -> dict:
-  """Test metrics with the last-epoch model, figures, artifacts and ``summary.json``.
+def _finish(config, workdir, state, best, method, dataset, data, evaluator, host, records,
+            ckpt, plan, timings, started) -> dict:
+  """Test metrics of the last model (and of the best-validation model), figures, the
+  method's artifacts and ``summary.json``.
 
   The last checkpoint is still being written in the background meanwhile; it is complete
   before ``summary.json``, which marks the run as done, is written.
   """
-  from jaxsel import plotting  # host-only; kept out of the core import path
+  from jaxsel import metrics, plotting  # plotting is host-only: off the core import path
 
-  test_sums = evaluator.sums(state, data, _test_rows(dataset))
+  test_start = time.perf_counter()
+  test_sums = evaluator.sums(state, data, evaluation.test_rows(dataset))
   summary = {
-      **_percent_summary(test_sums, "test"),
-      "num_epochs": config.train.num_epochs,
+      **evaluation.percent_summary(test_sums, "test"),
+      "method": config.method.name,
+      "num_epochs": plan.num_epochs,
+      "num_train_steps": plan.total_steps,
       "num_train_examples_seen": host["examples_backpropagated"],
       **{key: host[key] for key in COST_KEYS},
       "num_train": len(dataset.train_ids),
       "num_validation": len(dataset.validation_ids),
       "num_test": len(dataset.test),
-      "num_selected": selector.num_selected,
-      "dataset_fingerprint": loading.dataset_fingerprint(dataset),
+      "dataset_fingerprint": dataset.fingerprint,
   }
-  if records and "val_accuracy" in records[-1]:
-    summary["val_accuracy"] = records[-1]["val_accuracy"]
-    summary["val_ece"] = records[-1]["val_ece"]
+  if host["best_val"] is not None:
+    best_sums = evaluator.sums(best, data, evaluation.test_rows(dataset))
+    summary["best_val_epoch"] = host["best_val"]["epoch"]
+    summary.update({f"best_val_{k}": v for k, v in
+                    evaluation.percent_summary(best_sums, "test").items()})
+  evaluated = [r for r in records if "val_accuracy" in r]
+  if evaluated:
+    summary["val_accuracy"] = evaluated[-1]["val_accuracy"]
+    summary["val_ece"] = evaluated[-1]["val_ece"]
+  timings["test_seconds"] = time.perf_counter() - test_start
+
+  figures_start = time.perf_counter()
   diagram = metrics.reliability_diagram_data(test_sums)
   summary["test_reliability"] = {k: np.asarray(v).tolist() for k, v in diagram.items()}
-  plotting.reliability_diagram(diagram, os.path.join(workdir, "reliability_test.png"),
-                               title=f"{config.dataset.name} test",
-                               ece=summary["test_ece"] / 100)  # the plot takes a fraction
-  plotting.training_curves(records, os.path.join(workdir, "curves.png"))
-  final_scores = np.asarray(state.trackers[epoch_selection.SCORE_TABLE])[dataset.train_ids]
-  plotting.score_histogram(final_scores, os.path.join(workdir, "scores_final.png"),
-                           title="final score table (normalised entropy, training ids)")
-  if config.target.save_artifact:
-    fresh = selector.refresh_scores(state, data).trackers[epoch_selection.SCORE_TABLE]
-    target.save(os.path.join(workdir, target.FILENAME), target.TargetArtifact(
-        example_ids=dataset.train_ids,
-        trajectory=np.asarray(state.trackers[TRAJECTORY])[:, dataset.train_ids].T,
-        final_entropy=np.asarray(fresh)[dataset.train_ids],
-        fingerprint=summary["dataset_fingerprint"], dataset_name=dataset.name,
-        checkpoint_dir=os.path.join(os.path.abspath(workdir), "checkpoints")))
+  if config.figures:
+    plotting.reliability_diagram(diagram, os.path.join(workdir, "reliability_test.png"),
+                                 title=f"{config.dataset.name} test",
+                                 ece=summary["test_ece"] / 100)  # the plot takes a fraction
+    plotting.training_curves(records, os.path.join(workdir, "curves.png"))
+  timings["figures_seconds"] = time.perf_counter() - figures_start
+  summary.update(method.finish(state, data, workdir, fingerprint=dataset.fingerprint,
+                               num_epochs=plan.num_epochs))
+  wait_start = time.perf_counter()
   ckpt.wait()
   ckpt.close()
+  summary["checkpoint_seconds"] += time.perf_counter() - wait_start
+  summary["timings"] = {**timings, "run_seconds": time.perf_counter() - started}
   files.write_json(os.path.join(workdir, "summary.json"), summary)
   print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
       "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s",

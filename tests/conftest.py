@@ -3,7 +3,7 @@
 import pytest
 
 from configs import default
-from jaxsel import data
+from jaxsel import data, methods
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,15 @@ def override(config, **fields):
         node = node[name]
       node[leaf] = value
   return config
+
+
+def with_method(config, name, **fields):
+  """A copy of ``config`` running method ``name`` (its default section), plus ``fields``
+  (dotted, relative to the config root)."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.method = methods.default_config(name)
+  return override(config, **fields)
 
 
 @pytest.fixture

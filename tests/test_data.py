@@ -4,9 +4,13 @@ Every test uses its own TFDS data dir under pytest's tmp_path, so nothing is wri
 ~/tensorflow_datasets.
 """
 
+import dataclasses
 import gzip
 import pathlib
+import re
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,9 +18,12 @@ import tensorflow_datasets as tfds
 from mnist1d.data import get_dataset_args, make_dataset
 
 import jaxsel.data as jdata
+from jaxsel.data import dataset as dataset_module
 from jaxsel.data import fashion_mnist_builder
 from jaxsel.data import loading
 from jaxsel.data import mnist1d_builder
+
+_CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 
 
 @pytest.fixture(scope='module')
@@ -58,6 +65,20 @@ def test_mnist1d_is_prepared_once(mnist1d_dir, monkeypatch):
 
   monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', fail)
   assert len(jdata.load_dataset('mnist1d/standard', data_dir=mnist1d_dir).pool) == 4000
+
+
+def test_import_leaves_generator_out_but_registers_builders():
+  # A fresh interpreter: this module has imported mnist1d already.
+  code = (
+      'import sys, jaxsel.data, tensorflow_datasets as tfds\n'
+      'heavy = sorted({m.split(".")[0] for m in sys.modules} & {"mnist1d", "scipy", '
+      '"matplotlib"})\n'
+      'print(heavy, tfds.builder_cls("mnist1d").__name__, '
+      'tfds.builder_cls("fashion_mnist_local").__name__)\n'
+  )
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          check=True)
+  assert result.stdout.split('\n')[-2] == "[] Mnist1d FashionMnistLocal"
 
 
 def test_mnist1d_generation_keeps_global_random_state():
@@ -117,6 +138,62 @@ def test_load_dataset_split_matches_split_function(mnist1d):
 
 
 # --- fingerprint ------------------------------------------------------------------------
+
+
+def _with(dataset: jdata.Dataset, split: str, **arrays) -> jdata.Dataset:
+  """``dataset`` with some arrays of ``split`` ('pool' or 'test') replaced."""
+  return dataclasses.replace(
+      dataset, **{split: dataclasses.replace(getattr(dataset, split), **arrays)})
+
+
+def _one_ulp_up(inputs: np.ndarray, index: tuple[int, ...]) -> np.ndarray:
+  changed = inputs.copy()
+  changed[index] = np.nextafter(changed[index], np.float32(np.inf))
+  return changed
+
+
+def test_fingerprint_is_16_hex_digits_and_equal_for_copies(mnist1d):
+  fingerprint = jdata.dataset_fingerprint(mnist1d)
+  assert re.fullmatch('[0-9a-f]{16}', fingerprint)
+  copy = _with(_with(mnist1d, 'pool', inputs=mnist1d.pool.inputs.copy(),
+                     labels=mnist1d.pool.labels.copy()),
+               'test', inputs=mnist1d.test.inputs.copy(), labels=mnist1d.test.labels.copy())
+  assert copy.pool.inputs is not mnist1d.pool.inputs
+  assert jdata.dataset_fingerprint(copy) == fingerprint
+  # Hashed by value: a non-contiguous (Fortran-order) copy gives the same digest.
+  fortran = _with(mnist1d, 'pool', inputs=np.asfortranarray(mnist1d.pool.inputs))
+  assert not fortran.pool.inputs.flags.c_contiguous
+  assert jdata.dataset_fingerprint(fortran) == fingerprint
+
+
+@pytest.mark.parametrize('split, index', [('pool', (1234, 17)), ('test', (999, 39))])
+def test_fingerprint_covers_every_input_value(mnist1d, split, index):
+  inputs = getattr(mnist1d, split).inputs
+  changed = _one_ulp_up(inputs, index)
+  assert np.count_nonzero(changed != inputs) == 1
+  assert np.max(np.abs(changed - inputs)) < 1e-6  # one ulp of a value of order 1
+  perturbed = _with(mnist1d, split, inputs=changed)
+  assert jdata.dataset_fingerprint(perturbed) != jdata.dataset_fingerprint(mnist1d)
+
+
+def test_fingerprint_covers_labels(mnist1d):
+  labels = mnist1d.pool.labels.copy()
+  labels[7] = (labels[7] + 1) % 10
+  relabelled = _with(mnist1d, 'pool', labels=labels)
+  assert jdata.dataset_fingerprint(relabelled) != jdata.dataset_fingerprint(mnist1d)
+
+
+def test_fingerprint_value_is_stable():
+  # Pins the digest of a tiny dataset: a change here invalidates stored artifacts (e.g.
+  # target entropies), which are checked against the fingerprint of their dataset.
+  inputs = np.arange(12, dtype=np.float32).reshape(3, 2, 2) / 8 - 0.5
+  tiny = jdata.Dataset(
+      name='tiny', num_classes=2,
+      pool=jdata.ArraySplit(inputs, np.array([0, 1, 1], np.int32)),
+      train_ids=np.array([0, 2], np.int32), validation_ids=np.array([1], np.int32),
+      test=jdata.ArraySplit(inputs[:1] + 1, np.array([1], np.int32)),
+      normalization=jdata.Normalization((0.0,), (1.0,)))
+  assert jdata.dataset_fingerprint(tiny) == '44948b4da17d8a1d'
 
 
 def test_fingerprint_depends_on_split_seed(mnist1d, mnist1d_dir):
@@ -207,6 +284,8 @@ def test_fashion_mnist_local_real_files(tmp_path, monkeypatch):
   # The published constants describe the train split.
   assert abs(float(dataset.pool.inputs.mean())) < 0.01
   assert abs(float(dataset.pool.inputs.std()) - 1.0) < 0.01
+  assert dataset.normalization == loading.NORMALIZATION['fashion_mnist_local']
+  assert re.fullmatch('[0-9a-f]{16}', jdata.dataset_fingerprint(dataset))
 
 
 # --- catalog datasets --------------------------------------------------------------------
@@ -277,6 +356,125 @@ def test_unknown_catalog_dataset_gets_computed_normalization(monkeypatch):
   monkeypatch.delitem(loading.NORMALIZATION, 'cifar10')
   with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
     dataset = jdata.load_dataset('cifar10', train_fraction=0.5)
+    raw = tfds.builder('cifar10').as_data_source(split='train')[4]['image']
   train = dataset.pool.inputs[dataset.train_ids]
   np.testing.assert_allclose(train.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
   np.testing.assert_allclose(train.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+  # The computed statistics are recorded: they map raw pixels to the stored inputs.
+  norm = dataset.normalization
+  assert len(norm.mean) == len(norm.std) == 3
+  expected = (raw[2, 9] / 255.0 - np.array(norm.mean)) / np.array(norm.std)
+  np.testing.assert_allclose(dataset.pool.inputs[4, 2, 9], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_normalization_is_one_class_under_every_name():
+  assert jdata.Normalization is loading.Normalization is dataset_module.Normalization
+
+
+def test_normalized_value_per_channel():
+  norm = jdata.Normalization(mean=(0.5, 0.25, 0.0), std=(0.5, 0.125, 2.0))
+  black = norm.normalized(0.0)
+  assert black.dtype == np.float32 and black.shape == (3,)
+  np.testing.assert_array_equal(black, [-1.0, -2.0, 0.0])
+  np.testing.assert_array_equal(norm.normalized(1.0), [1.0, 6.0, 0.5])
+  # One statistic for all channels gives one value, which broadcasts.
+  np.testing.assert_array_equal(jdata.Normalization((0.5,), (0.25,)).normalized(0.0),
+                                [-2.0])
+
+
+def test_mnist1d_records_its_table_normalization(mnist1d):
+  assert mnist1d.normalization == jdata.Normalization((0.0,), (1.0,))
+  assert mnist1d.normalization == loading.NORMALIZATION['mnist1d']
+
+
+def test_fashion_mnist_pads_with_exactly_normalised_black(tmp_path, monkeypatch):
+  source = tmp_path / 'idx'
+  source.mkdir()
+  raw = _write_fake_fashion_mnist(source)
+  monkeypatch.setenv(fashion_mnist_builder.DIR_ENV_VAR, str(source))
+  dataset = jdata.load_dataset('fashion_mnist_local', data_dir=str(tmp_path / 'tfds'))
+
+  assert dataset.normalization == jdata.Normalization((0.2860,), (0.3530,))
+  black = dataset.normalization.normalized(0.0)
+  np.testing.assert_allclose(black, [-0.2860 / 0.3530], rtol=1e-6)
+  # Bit-identical to the stored value of every black pixel, so padding with it adds
+  # nothing an image could not hold.
+  is_black = raw['train'][0][..., None] == 0
+  assert np.count_nonzero(is_black) > 5  # ~1/256 of 6 x 784 random pixels
+  np.testing.assert_array_equal(np.unique(dataset.pool.inputs[is_black]), black)
+  is_white = raw['train'][0][..., None] == 255
+  np.testing.assert_array_equal(np.unique(dataset.pool.inputs[is_white]),
+                                dataset.normalization.normalized(1.0))
+
+
+def test_normalization_override_is_used_as_given():
+  # CIFAR-10 std as in another reference than the table's (0.2470, 0.2435, 0.2616).
+  override = jdata.Normalization(_CIFAR10_MEAN, (0.2023, 0.1994, 0.2010))
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    table = jdata.load_dataset('cifar10')
+    dataset = jdata.load_dataset('cifar10', normalization=override)
+    raw = tfds.builder('cifar10').as_data_source(split='test')[6]['image']
+
+  assert dataset.normalization is override
+  assert table.normalization == loading.NORMALIZATION['cifar10']
+  expected = (raw[1, 30] / 255.0 - np.array(_CIFAR10_MEAN)) / np.array(override.std)
+  np.testing.assert_allclose(dataset.test.inputs[6, 1, 30], expected, rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_allclose(override.normalized(0.0), [-2.42907, -2.41825, -2.22139],
+                             rtol=1e-5)
+  # Same pixels, other constants: other input values, so another fingerprint.
+  np.testing.assert_array_equal(dataset.pool.labels, table.pool.labels)
+  assert jdata.dataset_fingerprint(dataset) != jdata.dataset_fingerprint(table)
+
+
+def test_single_value_override_applies_to_every_channel():
+  with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+    dataset = jdata.load_dataset(
+        'cifar10', normalization=jdata.Normalization((0.5,), (0.25,)))
+    raw = tfds.builder('cifar10').as_data_source(split='train')[2]['image']
+  np.testing.assert_allclose(dataset.pool.inputs[2], (raw / 255.0 - 0.5) / 0.25,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_override_on_mnist1d_is_exact(mnist1d, mnist1d_dir):
+  dataset = jdata.load_dataset('mnist1d', data_dir=mnist1d_dir,
+                               normalization=jdata.Normalization([1.0], [2.0]))
+  # The table's identity left the generator's values as they are, so float32
+  # (x - 1) / 2 of the default load is exactly what the override must give.
+  expected = (mnist1d.pool.inputs - np.float32(1.0)) / np.float32(2.0)
+  np.testing.assert_array_equal(dataset.pool.inputs, expected)
+  assert dataset.normalization == jdata.Normalization([1.0], [2.0])
+
+
+@pytest.mark.parametrize('mean, std, problem', [
+    ((0.0, 0.0), (1.0,), 'mean has 2 values but std has 1'),
+    ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), '3 values per statistic, but these inputs have 1'),
+    ((0.0,), (0.0,), 'std must be > 0'),
+    ((0.0,), (-1.0,), 'std must be > 0'),
+    ((float('nan'),), (1.0,), 'finite'),
+    ((0.0,), (float('inf'),), 'finite'),
+    ((), (), 'non-empty'),
+    (0.5, 0.25, 'sequences'),
+])
+def test_bad_normalization_override(mnist1d_dir, mean, std, problem):
+  with pytest.raises(ValueError, match='dataset.normalization') as info:
+    jdata.load_dataset('mnist1d', data_dir=mnist1d_dir,
+                       normalization=jdata.Normalization(mean, std))
+  assert problem in str(info.value)
+
+
+def test_bad_normalization_is_rejected_before_preparing(tmp_path, monkeypatch):
+  def no_prepare(*args, **kwargs):
+    raise AssertionError('prepared a dataset for a load that must fail')
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', no_prepare)
+  with pytest.raises(ValueError, match='dataset.normalization'):
+    jdata.load_dataset('mnist1d', data_dir=str(tmp_path),
+                       normalization=jdata.Normalization((0.5,), (0.0,)))
+
+
+@pytest.mark.parametrize('num_channels', [1, 3])
+def test_check_normalization_accepts_one_or_per_channel(num_channels):
+  loading.check_normalization(jdata.Normalization((0.5,), (0.2,)), num_channels)
+  loading.check_normalization(
+      jdata.Normalization((0.5,) * num_channels, (0.2,) * num_channels), num_channels)

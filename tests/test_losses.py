@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxsel import losses
@@ -68,6 +69,57 @@ def test_hand_computed(loss_fn, expected):
   values = _value(loss_fn, LOGITS, jnp.asarray(LABELS))
   assert values.shape == (2,)
   np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+
+
+# Large logits: row [1e4, 1e4 − 3, 1e4 − 7] (all exact in float32), one row per label.
+# With L = log(1 + e^−3 + e^−7) = log(1.0506990) = 0.0494556,
+#   CE = L + (0, 3, 7) = (0.0494556, 3.0494556, 7.0494556)
+# and, with ε = 0.1, q = 0.9 · e_y + 1/30 (Σ q = 1, so LS = L + Σ_k q_k · (0, 3, 7)_k):
+#   y = 0: L + 10/30 = 0.3827889,  y = 1: L + 91/30 = 3.0827889,  y = 2: L + 199/30 = 6.6827889.
+LARGE_LOGITS = jnp.asarray([[1e4, 1e4 - 3, 1e4 - 7]] * 3, jnp.float32)
+LARGE_LABELS = jnp.arange(3)
+LARGE_CE = [0.0494556, 3.0494556, 7.0494556]
+LARGE_LS_01 = [0.3827889, 3.0827889, 6.6827889]
+
+
+def _float64_log_softmax(logits):
+  z = np.asarray(logits, np.float64)
+  shifted = z - z.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def test_large_logits_match_float64_oracle():
+  log_probs = _float64_log_softmax(LARGE_LOGITS)
+  rows = np.arange(3)
+  ce = -log_probs[rows, LARGE_LABELS]
+  q = 0.9 * np.eye(3)[LARGE_LABELS] + 0.1 / 3
+  smoothed = -np.sum(q * log_probs, axis=-1)
+  focal = np.square(-np.expm1(-ce)) * ce
+  # The oracle itself against the hand-computed values.
+  np.testing.assert_allclose(ce, LARGE_CE, atol=1e-7)
+  np.testing.assert_allclose(smoothed, LARGE_LS_01, atol=1e-7)
+
+  cases = [
+      (losses.cross_entropy, ce),
+      (functools.partial(losses.label_smoothing_cross_entropy, smoothing=0.1), smoothed),
+      (FOCAL, focal),
+  ]
+  for loss_fn, expected in cases:
+    np.testing.assert_allclose(_value(loss_fn, LARGE_LOGITS, LARGE_LABELS), expected,
+                               rtol=0, atol=1e-6)
+  # The fixture discriminates: logsumexp(z) − z_y rounds logsumexp to the float32 spacing
+  # at 1e4 (2^−10) and is off by 3.5e-4 here (measured), far outside 1e-6.
+  unshifted = _value(optax.softmax_cross_entropy_with_integer_labels, LARGE_LOGITS,
+                     LARGE_LABELS)
+  assert np.min(np.abs(np.asarray(unshifted, np.float64) - ce)) > 1e-4
+
+
+def test_large_logits_gradient():
+  # ∂CE/∂z = softmax(z) − e_y; the shift by max z leaves it unchanged.
+  probs = np.exp(_float64_log_softmax(LARGE_LOGITS))
+  expected = probs - np.eye(3)[LARGE_LABELS]
+  np.testing.assert_allclose(_grad(losses.cross_entropy, LARGE_LOGITS, LARGE_LABELS),
+                             expected, atol=1e-6)
 
 
 def test_label_smoothing_zero_is_cross_entropy():

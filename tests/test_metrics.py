@@ -1,5 +1,7 @@
 """Tests for jaxsel.metrics: hand-computed fixtures, boundaries, merging and an oracle."""
 
+from fractions import Fraction
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -176,6 +178,51 @@ def test_bin_indices_every_default_edge_lands_in_its_bin():
   exact = np.minimum(np.floor(conf.astype(np.float64) * 15), 14).astype(np.int32)
   index, _ = metrics.bin_indices(jnp.asarray(conf))
   np.testing.assert_array_equal(index, exact)
+
+
+def test_bin_indices_float32_point_seven_with_ten_bins():
+  # float32(0.7) = 0.699999988079071 < 7/10, so it is in bin 6; the next float32,
+  # 0.700000047683716, is the first one ≥ 7/10 and is in bin 7. The float32 product
+  # 0.699999988 · 10 rounds to 7.0, which is why floor(c · M) in float32 gets this wrong.
+  point_seven = np.float32(0.7)
+  above = np.nextafter(point_seven, np.float32(1))
+  assert Fraction(float(point_seven)) < Fraction(7, 10) <= Fraction(float(above))
+  assert point_seven * np.float32(10) == np.float32(7)
+  for reference_binning in (False, True):
+    index, in_bin = metrics.bin_indices(jnp.asarray([point_seven, above]), num_bins=10,
+                                        reference_binning=reference_binning)
+    np.testing.assert_array_equal(index, [6, 7])
+    np.testing.assert_array_equal(in_bin, [True, True])
+
+
+@pytest.mark.parametrize("num_bins", [10, 15, 20, 7])
+def test_bin_indices_agree_with_exact_arithmetic_near_every_edge(num_bins):
+  # Every float32 within ±50 ulps of every interior edge b/M gets floor(c · M) computed
+  # with exact rationals. For M = 10 and 20 the float32 product gets 2 and 7 of these
+  # wrong (measured), so this fixture does exercise the fix.
+  nearest = np.float32(np.arange(1, num_bins) / num_bins)
+  bits = nearest.view(np.int32)[:, None] + np.arange(-50, 51, dtype=np.int32)
+  conf = bits.ravel().view(np.float32)
+  exact = [int(Fraction(float(c)) * num_bins) for c in conf]  # int() floors a c ≥ 0
+  index, _ = metrics.bin_indices(jnp.asarray(conf), num_bins=num_bins)
+  np.testing.assert_array_equal(index, exact)
+
+
+def test_bin_indices_one_bin_and_out_of_range():
+  # M = 1 has no interior edge; everything is bin 0. Values outside [0, 1] are clipped.
+  conf = jnp.asarray([-0.5, 0.0, 0.3, 1.0, 1.5], jnp.float32)
+  index, _ = metrics.bin_indices(conf, num_bins=1)
+  np.testing.assert_array_equal(index, [0, 0, 0, 0, 0])
+  index, in_bin = metrics.bin_indices(conf, num_bins=4, reference_binning=True)
+  np.testing.assert_array_equal(index, [0, 0, 1, 3, 3])
+  np.testing.assert_array_equal(in_bin, [True, True, True, False, False])
+
+
+def test_bin_indices_under_jit():
+  bins = jax.jit(lambda c: metrics.bin_indices(c, num_bins=10)[0])
+  point_seven = np.float32(0.7)
+  conf = jnp.asarray([0.0, point_seven, np.nextafter(point_seven, np.float32(1)), 1.0])
+  np.testing.assert_array_equal(bins(conf), [0, 6, 7, 9])
 
 
 def test_empty_bins_are_finite_and_zero():

@@ -262,3 +262,96 @@ def test_batchnorm_mask_equals_unpadded_batch(module, shape):
   # Without the mask the garbage rows do move the statistics.
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), stats_unmasked, stats)
   assert max(jax.tree.leaves(moved)) > 1e-2
+
+
+# --- BatchNorm running variance (torch: unbiased) -----------------------------
+
+# x [B = 3, L = 2, C = 2]; row 2 is padding with garbage values.
+#   channel 0, real values 1, 3, 5, 7:  μ = 4, Σ(x − μ)² = 9 + 1 + 1 + 9 = 20
+#   channel 1, real values 2, 2, 4, 8:  μ = 4, Σ(x − μ)² = 4 + 4 + 0 + 16 = 24
+# n = 2 rows × 2 positions = 4, so v = (20/4, 24/4) = (5, 6) (biased) and
+# n/(n − 1) · v = (20/3, 8) (unbiased).
+BN_X = jnp.asarray([[[1.0, 2.0], [3.0, 2.0]],
+                    [[5.0, 4.0], [7.0, 8.0]],
+                    [[100.0, -100.0], [50.0, 1e3]]])
+BN_MASK = jnp.asarray([True, True, False])
+# Running stats before the step: mean (1, −1), var (2, 0.5); momentum 0.9.
+#   mean ← 0.9 · (1, −1) + 0.1 · (4, 4)       = (1.3, −0.5)
+#   var, unbiased ← 0.9 · (2, 0.5) + 0.1 · (20/3, 8)
+#                 = (1.8 + 0.6666667, 0.45 + 0.8) = (2.4666667, 1.25)
+#   var, biased   ← 0.9 · (2, 0.5) + 0.1 · (5, 6) = (2.3, 1.05)
+BN_STATS = {"mean": jnp.asarray([1.0, -1.0]), "var": jnp.asarray([2.0, 0.5])}
+# Train-mode output of the real rows, (x − μ) / sqrt(v + 1e-5), scale 1, bias 0:
+#   channel 0: (−3, −1, 1, 3) / sqrt(5.00001)
+#            = (−1.3416394, −0.4472131, 0.4472131, 1.3416394)
+#   channel 1: (−2, −2, 0, 4) / sqrt(6.00001)
+#            = (−0.8164959, −0.8164959, 0, 1.6329918)
+BN_Y = [[[-1.3416394, -0.8164959], [-0.4472131, -0.8164959]],
+        [[0.4472131, 0.0], [1.3416394, 1.6329918]]]
+
+
+@jax.jit(static_argnums=0)
+def _bn_train_step(module, x, mask, stats):
+  variables = {"params": {"scale": jnp.ones(2), "bias": jnp.zeros(2)},
+               "batch_stats": stats}
+  y, updated = module.apply(variables, x, use_running_average=False, mask=mask,
+                            mutable=["batch_stats"])
+  return y, updated["batch_stats"]
+
+
+@pytest.mark.parametrize("unbiased, expected_var", [
+    (True, [2.4666667, 1.25]),
+    (False, [2.3, 1.05]),
+])
+def test_batchnorm_running_variance_hand_computed(unbiased, expected_var):
+  module = layers.BatchNorm(unbiased_running_variance=unbiased)
+  y, stats = _bn_train_step(module, BN_X, BN_MASK, BN_STATS)
+  np.testing.assert_allclose(stats["mean"], [1.3, -0.5], rtol=1e-6)
+  np.testing.assert_allclose(stats["var"], expected_var, rtol=1e-6)
+  # The batch itself is normalised with the biased variance either way.
+  np.testing.assert_allclose(y[:2], BN_Y, atol=1e-6)
+
+
+def test_batchnorm_unbiased_is_default():
+  assert layers.BatchNorm().unbiased_running_variance is True
+  _, default = _bn_train_step(layers.BatchNorm(), BN_X, BN_MASK, BN_STATS)
+  np.testing.assert_allclose(default["var"], [2.4666667, 1.25], rtol=1e-6)
+
+
+@pytest.mark.parametrize("mask", [BN_MASK, None], ids=["masked", "unmasked"])
+def test_batchnorm_train_outputs_equal_flax(mask):
+  # Both settings normalise exactly as nn.BatchNorm (bit-for-bit: the same
+  # helpers) and move the running mean identically; the biased setting's
+  # running variance is flax's to the bit too.
+  flax_bn = nn.BatchNorm(momentum=0.9, epsilon=1e-5)
+  flax_mask = None if mask is None else layers.broadcast_row_mask(mask, BN_X)
+  y_flax, stats_flax = _bn_train_step(flax_bn, BN_X, flax_mask, BN_STATS)
+  for unbiased in (True, False):
+    module = layers.BatchNorm(unbiased_running_variance=unbiased)
+    y, stats = _bn_train_step(module, BN_X, mask, BN_STATS)
+    np.testing.assert_array_equal(y, y_flax)
+    np.testing.assert_array_equal(stats["mean"], stats_flax["mean"])
+    if not unbiased:
+      np.testing.assert_array_equal(stats["var"], stats_flax["var"])
+  if mask is None:
+    # Unmasked, n = 3 rows × 2 positions = 6: the unbiased step adds
+    # 0.1 · v · (6/5 − 1) = 0.02 · v to flax's (biased) result.
+    _, stats = _bn_train_step(layers.BatchNorm(), BN_X, None, BN_STATS)
+    v = np.var(np.asarray(BN_X, np.float64), axis=(0, 1))
+    np.testing.assert_allclose(stats["var"], stats_flax["var"] + 0.02 * v,
+                               rtol=1e-6)
+
+
+def test_batchnorm_single_value_per_channel_keeps_running_variance():
+  # One real row, no spatial axis: n = 1 and n/(n − 1) is undefined. The
+  # unbiased setting leaves the running variance at (2, 0.5); the biased one
+  # pulls it towards v = 0: 0.9 · (2, 0.5) = (1.8, 0.45). Either way
+  # mean ← 0.9 · (1, −1) + 0.1 · (3, −2) = (1.2, −1.1).
+  x = jnp.asarray([[3.0, -2.0], [40.0, 50.0]])
+  mask = jnp.asarray([True, False])
+  for unbiased, expected_var in ((True, [2.0, 0.5]), (False, [1.8, 0.45])):
+    module = layers.BatchNorm(unbiased_running_variance=unbiased)
+    y, stats = _bn_train_step(module, x, mask, BN_STATS)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(stats["mean"], [1.2, -1.1], rtol=1e-6)
+    np.testing.assert_allclose(stats["var"], expected_var, rtol=1e-6)

@@ -7,14 +7,13 @@ import numpy as np
 from jaxsel import trackers
 
 
-def _batch(ids, mask):
+def _outputs(ids, mask, logits, epoch=0):
   ids = jnp.asarray(ids, jnp.int32)
-  return {
-      "example_ids": ids,
-      "mask": jnp.asarray(mask, bool),
-      "labels": jnp.zeros(ids.shape, jnp.int32),
-      "inputs": jnp.zeros((*ids.shape, 3), jnp.float32),
-  }
+  return trackers.StepOutputs(
+      example_ids=ids, mask=jnp.asarray(mask, bool), labels=jnp.zeros(ids.shape, jnp.int32),
+      logits=jnp.asarray(logits, jnp.float32), loss=jnp.zeros(ids.shape, jnp.float32),
+      epoch=jnp.asarray(epoch, jnp.int32), step=jnp.asarray(0, jnp.int32),
+      sources=ids[:, None], weights=jnp.ones((ids.shape[0], 1), jnp.float32))
 
 
 def _max_logit(logits):
@@ -61,13 +60,13 @@ def test_last_score_updates_only_real_ids_and_leaves_others_stale():
   update = jax.jit(tracker.update)
   table = tracker.init(6)
 
-  table = update(table, _batch(IDS, MASK), LOGITS, jnp.asarray(0))
+  table = update(table, _outputs(IDS, MASK, LOGITS))
   # ids 3, 0, 5 get 10, 11, 12; the padding row's 13 goes nowhere; 1, 2, 4 untouched.
   np.testing.assert_array_equal(table, [11.0, -1.0, -1.0, 10.0, -1.0, 12.0])
 
   # Next epoch only ids 1 and 3 are trained: 3 is refreshed, 0 and 5 keep last epoch's.
-  table = update(table, _batch([1, 3, 0, 0], [True, True, False, False]),
-                 LOGITS + 100.0, jnp.asarray(1))
+  table = update(table, _outputs([1, 3, 0, 0], [True, True, False, False], LOGITS + 100.0,
+                                 epoch=1))
   np.testing.assert_array_equal(table, [11.0, 110.0, -1.0, 111.0, -1.0, 12.0])
 
 
@@ -79,7 +78,7 @@ def test_combine_runs_every_tracker_on_its_own_state():
   state = combined.init(6)
   assert set(state) == {"last_max_logit", "last_first_logit"}
 
-  state = jax.jit(combined.update)(state, _batch(IDS, MASK), LOGITS, jnp.asarray(0))
+  state = jax.jit(combined.update)(state, _outputs(IDS, MASK, LOGITS))
   np.testing.assert_array_equal(state["last_max_logit"], [11.0, 0, 0, 10.0, 0, 12.0])
   np.testing.assert_array_equal(state["last_first_logit"], [0.0, 7, 7, 10.0, 7, 12.0])
 
@@ -87,4 +86,20 @@ def test_combine_runs_every_tracker_on_its_own_state():
 def test_combine_of_nothing_is_an_empty_state():
   combined = trackers.combine({})
   assert combined.init(6) == {}
-  assert combined.update({}, _batch(IDS, MASK), LOGITS, jnp.asarray(0)) == {}
+  assert combined.update({}, _outputs(IDS, MASK, LOGITS)) == {}
+
+
+def test_scatter_add_repeated_ids_add_up_and_padding_adds_nothing():
+  # Mixed inputs: example 2 is a source of two rows, example 0 of a real row and of a
+  # padding row (which must add nothing).
+  table = jnp.zeros((4,), jnp.float32)
+  out = trackers.scatter_add(table, jnp.asarray([2, 0, 2, 0]),
+                             jnp.asarray([0.25, 0.5, 0.75, 9.0]),
+                             jnp.asarray([True, True, True, False]))
+  np.testing.assert_array_equal(out, [0.5, 0.0, 1.0, 0.0])
+
+
+def test_correct_compares_the_argmax_with_the_label():
+  outputs = _outputs(IDS, MASK, LOGITS)._replace(labels=jnp.asarray([0, 0, 0, 1]))
+  # argmax per row: 0, 1, 0, 0.
+  np.testing.assert_array_equal(outputs.correct, [True, False, True, False])

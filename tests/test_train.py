@@ -6,15 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from jaxsel import steps, train
-from tests.conftest import override
+from jaxsel import artifacts, compilation, files, train
+from tests.conftest import override, with_method
 
-_TIMING_KEYS = {"seconds", "train_seconds", "scoring_seconds", "selection_seconds"}
+_TIMING_KEYS = {"seconds", "train_seconds", "scoring_seconds", "selection_seconds",
+                "eval_seconds", "checkpoint_seconds", "timings"}
 
 
 def _records(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+  return files.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
 
 
 def _without_timings(record):
@@ -26,44 +26,56 @@ def test_tiny_run_writes_metrics_summary_figures_and_checkpoints(tiny_config, tm
   summary = train.train_and_evaluate(tiny_config, workdir)
   records = _records(workdir)
   assert [r["epoch"] for r in records] == [0, 1, 2]
+  assert [r["step"] for r in records] == [57, 114, 171]  # 3,600 examples, batches of 64
   for key in ("lr", "train_loss", "val_accuracy", "val_ece", "seconds"):
     assert all(np.isfinite(r[key]) for r in records), key
   assert records[-1]["train_loss"] < records[0]["train_loss"]
   assert records[0]["lr"] > records[1]["lr"] > records[2]["lr"]  # cosine, per epoch
   assert summary["num_train_examples_seen"] == 3 * 3600
+  assert summary["num_train_steps"] == 171 and summary["num_epochs"] == 3
   assert summary["num_test"] == 1000
   assert 10.0 < summary["test_accuracy"] <= 100.0  # better than chance after 3 epochs
   for key in ("test_ece", "test_nll", "train_seconds"):
     assert np.isfinite(summary[key]) and summary[key] >= 0
+  # The best-validation model (lowest validation NLL) is tested too, as a second number.
+  best = min(records, key=lambda r: r["val_nll"])
+  assert summary["best_val_epoch"] == best["epoch"]
+  if best["epoch"] == 2:
+    assert summary["best_val_test_accuracy"] == summary["test_accuracy"]
   for name in ("summary.json", "reliability_test.png", "curves.png", "config.json"):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2"]
   assert not [n for n in os.listdir(workdir) if n.startswith(".tmp")]
+  assert set(summary["timings"]) >= {"data_seconds", "setup_seconds", "test_seconds",
+                                     "figures_seconds", "run_seconds"}
 
 
-SELECTION = {"selection.method": "top_k", "selection.subset_fraction": 0.1,
-             "selection.warmup_epochs": 1}
+PRIORITIZATION = {"method.subset_fraction": 0.1, "method.warmup_epochs": 1}
 
 
-@pytest.mark.parametrize("fields", [{}, {**SELECTION, "calibration.method": "mixup"}],
-                         ids=["full_data", "top_k_mixup"])
-def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, fields):
-  tiny_config = override(tiny_config, **fields)
+def _prioritization(config, **fields):
+  return with_method(config, "prioritization", **{**PRIORITIZATION, **fields})
+
+
+@pytest.mark.parametrize("kind", ["full_data", "top_k_mixup"])
+def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, kind):
+  if kind == "top_k_mixup":
+    tiny_config = _prioritization(tiny_config, **{"mixing.name": "mixup"})
   reference_dir = str(tmp_path / "uninterrupted")
   reference = train.train_and_evaluate(tiny_config, reference_dir)
 
   class Interrupt(Exception):
     pass
 
-  def stop_after_first_epoch(epoch, record):
+  def stop_after_second_epoch(epoch, record):
     del record
-    if epoch == 0:
+    if epoch == 1:
       raise Interrupt
 
   workdir = str(tmp_path / "interrupted")
   with pytest.raises(Interrupt):
-    train.train_and_evaluate(tiny_config, workdir, on_epoch_end=stop_after_first_epoch)
-  assert len(_records(workdir)) == 1
+    train.train_and_evaluate(tiny_config, workdir, on_epoch_end=stop_after_second_epoch)
+  assert len(_records(workdir)) == 2
   resumed = train.train_and_evaluate(tiny_config, workdir)
 
   assert ([_without_timings(r) for r in _records(workdir)]
@@ -74,11 +86,38 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, 
       _without_timings(reference)
 
 
+def test_time_checkpoints_resume_from_scratch_to_the_same_numbers(tiny_config, tmp_path):
+  # With the default trigger (every 60 s) a short run checkpoints only at its end, so a
+  # run killed before then starts again from epoch 0, and still ends the same.
+  config = override(tiny_config, **{"checkpoint.every_epochs": 0})
+  reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
+  assert os.listdir(tmp_path / "reference" / "checkpoints") == ["2"]
+
+  def kill(epoch, record):
+    del record
+    if epoch == 1:
+      raise KeyboardInterrupt
+
+  workdir = str(tmp_path / "killed")
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, workdir, on_epoch_end=kill)
+  assert not os.listdir(os.path.join(workdir, "checkpoints"))
+  resumed = train.train_and_evaluate(config, workdir)
+  assert _without_timings(resumed) == _without_timings(reference)
+  assert [r["epoch"] for r in _records(workdir)] == [0, 1, 2]
+
+
 def test_selection_run_trains_on_subsets_without_recompiling(tiny_config, tmp_path):
-  config = override(tiny_config, **SELECTION)
-  traces_before = steps.TRACE_COUNTS["train_chunk"]
-  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
-  assert steps.TRACE_COUNTS["train_chunk"] - traces_before == 1  # one compile, 2 sizes
+  config = _prioritization(tiny_config)
+  compilations = {}
+
+  def count(epoch, record):
+    del record
+    compilations[epoch] = compilation.CompileClock.compilations()
+
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"), on_epoch_end=count)
+  # After the first selection epoch, a new subset compiles nothing.
+  assert compilations[2] == compilations[1]
   records = _records(str(tmp_path / "run"))
   assert [r["selection_epoch"] for r in records] == [False, True, True]
   assert [r["num_selected"] for r in records] == [3600, 360, 360]
@@ -95,29 +134,70 @@ def test_selection_run_trains_on_subsets_without_recompiling(tiny_config, tmp_pa
 
 
 def test_full_pass_scores_cost_one_forward_per_training_example(tiny_config, tmp_path):
-  config = override(tiny_config, **SELECTION, **{"selection.score_source": "full_pass"})
+  config = _prioritization(tiny_config, **{"method.score_source": "full_pass"})
   summary = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert summary["examples_backpropagated"] == 3600 + 2 * 360
   assert summary["examples_forwarded"] == summary["examples_backpropagated"] + 2 * 3600
   assert summary["scoring_seconds"] > 0
 
 
-def test_target_artifact_guides_selection_and_rejects_other_data(tiny_config, tmp_path):
+@pytest.mark.parametrize("mode", ["trajectory", "fixed"])
+def test_score_file_guides_selection_and_rejects_other_data(tiny_config, tmp_path, mode):
   target_dir = tmp_path / "target"
-  train.train_and_evaluate(override(tiny_config, **{"target.save_artifact": True}),
-                           str(target_dir))
-  with np.load(target_dir / "target.npz") as artifact:
-    assert artifact["trajectory"].shape == (3600, 3)
-    assert artifact["final_entropy"].shape == (3600,)
-    assert np.all(np.isfinite(artifact["trajectory"]))
-    # Entropies after training are lower than after the first epoch, on average.
-    assert artifact["trajectory"][:, 2].mean() < artifact["trajectory"][:, 0].mean()
-  guided = override(tiny_config, **SELECTION, **{"target.path": str(target_dir)})
+  target_config = with_method(tiny_config, "prioritization", **{
+      "method.subset_fraction": 1.0, "method.save_scores": True,
+      "method.save_selection_matrix": True})
+  train.train_and_evaluate(target_config, str(target_dir))
+  scores = artifacts.load(str(target_dir))
+  trajectory = scores.table("entropy_trajectory")
+  assert trajectory.shape == (3600, 3) and np.all(np.isfinite(trajectory))
+  # Entropies after training are lower than after the first epoch, on average.
+  assert trajectory[:, 2].mean() < trajectory[:, 0].mean()
+  assert scores.table("final_entropy").shape == (3600,)
+  np.testing.assert_array_equal(scores.table("selection_matrix"), 1)  # all data, 3 epochs
+  assert scores.num_epochs == 3 and scores.seeds == (0,)
+
+  guided = _prioritization(tiny_config, **{"method.target.path": str(target_dir),
+                                           "method.target.mode": mode,
+                                           "method.save_selection_matrix": True})
   summary = train.train_and_evaluate(guided, str(tmp_path / "guided"))
   assert summary["num_selected"] == 360
+  matrix = artifacts.load(str(tmp_path / "guided")).table("selection_matrix")
+  np.testing.assert_array_equal(matrix.sum(axis=0), [3600, 360, 360])
+  # The target's ranking chose the subsets: epoch e took the top 360 of its column
+  # (trajectory: column e; fixed: the final entropies).
+  for epoch in (1, 2):
+    column = scores.column("entropy_trajectory" if mode == "trajectory" else
+                           "final_entropy", epoch)
+    chosen = matrix[:, epoch].astype(bool)
+    assert column[chosen].min() >= column[~chosen].max()
+
   other_split = override(guided, **{"dataset.split_seed": 7})
-  with pytest.raises(ValueError, match="target.path .* was made on other data"):
+  with pytest.raises(ValueError, match="config.method.target.path .* was made on dataset"):
     train.train_and_evaluate(other_split, str(tmp_path / "other"))
+
+
+def test_run_of_a_fixed_number_of_steps_stops_exactly(tiny_config, tmp_path):
+  config = override(tiny_config, **{"train.num_epochs": 0, "train.num_train_steps": 130,
+                                    "schedule.unit": "step", "eval.every_epochs": 0,
+                                    "eval.every_steps": 100})
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  records = _records(str(tmp_path / "run"))
+  # 57 steps an epoch: 57 + 57 + 16.
+  assert [r["num_steps"] for r in records] == [57, 57, 16]
+  assert summary["num_train_steps"] == 130 and summary["num_epochs"] == 3
+  assert summary["num_train_examples_seen"] == 2 * 3600 + 16 * 64
+  # Validation after the epoch in which step 100 falls, and after the last.
+  assert ["val_accuracy" in r for r in records] == [False, True, True]
+  # The per-step cosine reaches its end exactly at the last step: lr(129) = lr·(1 + cos(π·129/130))/2.
+  assert records[-1]["lr"] == pytest.approx(0.05 * (1 + np.cos(np.pi * 129 / 130)) / 2,
+                                            rel=1e-4)
+
+
+def test_target_variant_without_a_target_path_is_refused(tiny_config, tmp_path):
+  config = _prioritization(tiny_config, **{"method.target.required": True})
+  with pytest.raises(ValueError, match="config.method.target.path must name a score file"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
 
 
 def test_workdir_with_another_config_is_refused_and_kept(tiny_config, tmp_path):
@@ -132,30 +212,59 @@ def test_workdir_with_another_config_is_refused_and_kept(tiny_config, tmp_path):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("model.name", "vgg", "valid: cnn1d, cnn2d, mlp, resnet18"),
-    ("calibration.method", "temperature", "valid: focal, label_smoothing, mixup, none"),
-    ("selection.method", "coreset", "valid: none, random, top_k, uniform"),
-    ("selection.subset_fraction", 0.0, r"selection.subset_fraction must be in \(0, 1\]"),
-    ("selection.subset_size", 3601, "selection.subset_size must be at most the number"),
-    ("selection.warmup_epochs", 3, "selection.warmup_epochs must be in"),
-    ("selection.score_source", "eval", "valid: full_pass, train_step"),
-    ("optimizer.name", "rmsprop", "valid: adam, adamw, sgd"),
-    ("dataset.train_fraction", 0.0, r"dataset.train_fraction must be in \(0, 1\]"),
-    ("dataset.train_fraction", 1.5, r"dataset.train_fraction must be in \(0, 1\]"),
-    ("train.num_epochs", 0, "train.num_epochs must be a positive integer"),
-    ("train.batch_size", -4, "train.batch_size must be a positive integer"),
-    ("train.batch_size", 5000, r"train.batch_size must be at most the number of training"),
-    ("schedule.lr_warmup_epochs", 3.0, "schedule.lr_warmup_epochs must be in"),
+    ("model.name", "vgg", "unknown config.model.name 'vgg'; valid: .*cnn1d"),
+    ("method.name", "coreset_typo", "unknown config.method.name 'coreset_typo'; valid: "
+                                    ".*prioritization"),
+    ("loss.name", "temperature", "unknown config.loss.name 'temperature'; valid: .*focal"),
+    ("loss", {"name": "focal", "focal_gamma": -1.0}, "config.loss.focal_gamma: .* >= 0"),
+    ("mixing.name", "cutmix", "unknown config.mixing.name 'cutmix'; valid: .*mixup"),
+    ("mixing", {"name": "mixup", "alpha": 0.0}, "config.mixing.alpha must be > 0"),
+    ("augmentation.name", "crop_flip", "config.augmentation.name='crop_flip' needs images"),
+    ("augmentation.pad_mode", "zero", "unknown config.augmentation.pad_mode 'zero'"),
+    ("optimizer.name", "rmsprop", "unknown config.optimizer.name 'rmsprop'; valid: .*sgd"),
+    ("dataset.train_fraction", 0.0, r"config.dataset.train_fraction must be in \(0, 1\]"),
+    ("dataset.train_fraction", 1.5, r"config.dataset.train_fraction must be in \(0, 1\]"),
+    ("dataset.normalization_std", (0.0,), "dataset.normalization"),
+    ("train.num_epochs", -1, "config.train.num_epochs must be an integer >= 0"),
+    ("train.num_epochs", 0, "exactly one positive|one positive and the other 0"),
+    ("train.batch_size", -4, "config.train.batch_size must be a positive integer"),
+    ("train.batch_size", 5000, "config.train.batch_size must be at most the number of"),
+    ("schedule.lr_warmup_epochs", 3.0, "config.schedule.lr_warmup_epochs must be in"),
+    ("eval.every_steps", -1, "config.eval.every_steps must be an integer >= 0"),
+    ("checkpoint.every_seconds", -5.0, "config.checkpoint.every_seconds must be >= 0"),
     ("seed", 2**31, r"config.seed must be an integer in \[0, 2\*\*31\)"),
 ])
 def test_bad_config_fails_before_training_naming_the_field(tiny_config, tmp_path, field,
                                                           value, message):
-  config = override(tiny_config, **{field: value})
+  if isinstance(value, dict):  # several fields of one section
+    config = override(tiny_config, **{f"{field}.{k}": v for k, v in value.items()})
+  else:
+    config = override(tiny_config, **{field: value})
   workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=message):
     train.train_and_evaluate(config, str(workdir))
   assert not (workdir / "metrics.jsonl").exists()
   assert not (workdir / "config.json").exists()  # a corrected rerun is not refused
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("method.selector", "coreset", "unknown config.method.selector 'coreset'; valid: "
+                                   ".*top_k"),
+    ("method.subset_fraction", 0.0, r"config.method.subset_fraction must be in \(0, 1\]"),
+    ("method.subset_size", 3601, "config.method.subset_size must be at most the number"),
+    ("method.warmup_epochs", 3, r"config.method.warmup_epochs must be in \[0, "),
+    ("method.score_source", "eval", "unknown config.method.score_source 'eval'"),
+    ("method.tie_break", "first", "unknown config.method.tie_break 'first'"),
+    ("method.target.mode", "final", "unknown config.method.target.mode 'final'"),
+    ("method.target.path", "/no/such/dir", "config.method.target.path '/no/such/dir/scores.npz' does "
+                                          "not exist"),
+])
+def test_bad_method_config_fails_naming_the_field(tiny_config, tmp_path, field, value,
+                                                  message):
+  config = _prioritization(tiny_config, **{field: value})
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "config.json").exists()
 
 
 def test_unknown_dataset_lists_valid_names(tiny_config, tmp_path):

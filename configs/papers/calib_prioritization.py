@@ -16,10 +16,17 @@ ARG = "DATASET[,CALIBRATION[,PERCENT[,VARIANT]]]":
 - PERCENT: ``100`` | ``30`` | ``20`` | ``10``: examples per epoch after warm-up, chosen by
   max entropy (``top_k``). 100 trains on everything.
 - VARIANT: ``target`` (Table 2: rank by the calibrated target model's entropies, with the
-  Table 2 hyper-parameters; set ``--config.target.path``), ``random`` (a fresh random
-  subset each epoch: the baseline), or ``target_model`` alone, e.g. ``cifar10,target_model``:
-  the target model itself (ResNet-50 + mixup α = 0.3 on CIFAR-10, 0.25 on CIFAR-100; a wider
-  CNN + mixup α = 0.3 on MNIST-1D) trained on all data, writing ``DIR/target.npz``.
+  Table 2 hyper-parameters; ``--config.method.target.path`` must name the target's score
+  file, or the run is refused), ``random`` (a fresh random subset each epoch: the
+  baseline), or ``target_model`` alone, e.g. ``cifar10,target_model``: the target model
+  itself (ResNet-50 + mixup α = 0.3 on CIFAR-10, 0.25 on CIFAR-100; a wider CNN + mixup
+  α = 0.3 on MNIST-1D) trained on all data, writing its entropies to ``DIR/scores.npz``.
+
+Calibration maps onto the generic training options: label smoothing and focal loss are
+``config.loss``, mixup is ``config.mixing``. Normalisation follows this paper's reference:
+CIFAR-10 mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010); CIFAR-100 uses its
+own statistics (the reference reused CIFAR-10's, ALGORITHMS.md A.11.8). Crops pad black
+pixels, as the reference pads before normalising.
 
 Paper numbers (test accuracy / ECE, %, last epoch), Table 1, CIFAR-10, cross-entropy:
 100 %: 94.10 / 4.10; 10 %: 93.23 / 5.20; mixup 10 %: 93.17 / 1.78. All cells are in
@@ -57,12 +64,31 @@ CELL_HPARAMS = {
     },
 }
 TARGET_MIXUP_ALPHA = {"cifar10": 0.3, "cifar100": 0.25, "mnist1d": 0.3}
-HPARAM_FIELD = {"label_smoothing": "label_smoothing", "mixup": "mixup_alpha",
-                 "focal": "focal_gamma"}
+# The config field of each calibration's hyper-parameter: (section, field).
+HPARAM_FIELD = {"label_smoothing": ("loss", "label_smoothing"), "mixup": ("mixing", "alpha"),
+                "focal": ("loss", "focal_gamma")}
+# The reference's CIFAR-10 constants (datasets.py of the reference code, ALGORITHMS.md 0.4).
+CIFAR10_REFERENCE_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+
+
+def set_calibration(config: ml_collections.ConfigDict, calibration: str,
+                    value: float | None = None) -> None:
+  """Sets the loss and mixing of a calibration method (``CALIBRATIONS``) on ``config``."""
+  config.loss.name = {"label_smoothing": "label_smoothing", "focal": "focal"}.get(
+      calibration, "cross_entropy")
+  config.mixing.name = "mixup" if calibration == "mixup" else "none"
+  if value is not None:
+    section, field = HPARAM_FIELD[calibration]
+    config[section][field] = value
+
+
+def calibration_hparam(config: ml_collections.ConfigDict, calibration: str) -> float:
+  section, field = HPARAM_FIELD[calibration]
+  return config[section][field]
 
 
 def _base(dataset: str) -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = default.get_config("prioritization")
   with config.unlocked():
     config.train.num_epochs = 200
     config.train.batch_size = 32
@@ -70,8 +96,8 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
     config.schedule.update(name="cosine", unit="epoch", lr_warmup_epochs=0.0)
     config.dataset.train_fraction = 0.9
     config.metrics.num_bins = 15
-    config.selection.warmup_epochs = 10
-    config.checkpoint.every_epochs = 10
+    config.method.warmup_epochs = 10
+    config.method.subset_fraction = 1.0
     if dataset == "mnist1d":
       config.dataset.name = "mnist1d/large"
       config.optimizer.learning_rate = 0.05
@@ -79,13 +105,17 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
       # Half the paper's schedule, same 5 % warm-up share: the CNN converges on MNIST-1D
       # well within it, and the 94-run grid then fits in under an hour on 2 CPU cores.
       config.train.num_epochs = 100
-      config.selection.warmup_epochs = 5
+      config.method.warmup_epochs = 5
     else:
       config.dataset.name = dataset
+      if dataset == "cifar10":
+        mean, std = CIFAR10_REFERENCE_NORMALIZATION
+        config.dataset.normalization_mean, config.dataset.normalization_std = mean, std
       config.model.name = "resnet34"
       config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
       config.optimizer.learning_rate = 0.01 if dataset == "cifar10" else 0.1
-      config.augmentation = "crop_flip"
+      config.augmentation.name = "crop_flip"
+      config.augmentation.pad_mode = "black"
       config.train.eval_batch_size = 500
   return config
 
@@ -115,9 +145,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = _base(dataset)
   with config.unlocked():
     if variant == "target_model":
-      config.calibration.method = "mixup"
-      config.calibration.mixup_alpha = TARGET_MIXUP_ALPHA[dataset]
-      config.target.save_artifact = True
+      set_calibration(config, "mixup", TARGET_MIXUP_ALPHA[dataset])
+      config.method.save_scores = True
       if dataset == "mnist1d":
         config.model.kwargs = ml_collections.ConfigDict(dict(
             conv_impl="auto", channels=64, use_batchnorm=True))
@@ -125,14 +154,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       else:
         config.model.name = "resnet50"
       return config
-    config.calibration.method = calibration
+    value = None
     if calibration != "none":
       table = 2 if variant == "target" else 1
       hparams = CELL_HPARAMS[table]["cifar10" if dataset == "mnist1d" else dataset]
-      config.calibration[HPARAM_FIELD[calibration]] = hparams[calibration][percent]
+      value = hparams[calibration][percent]
+    set_calibration(config, calibration, value)
     if percent < 100:
-      config.selection.method = "random" if variant == "random" else "top_k"
-      config.selection.subset_fraction = percent / 100
+      config.method.selector = "random" if variant == "random" else "top_k"
+      config.method.subset_fraction = percent / 100
+    # Table 2 ranks by the target: without one it would silently be a Table 1 run.
+    config.method.target.required = variant == "target"
   return config
 
 
@@ -141,7 +173,7 @@ def sweep(dataset: str = "mnist1d", *, seeds=(0, 1, 2)) -> list[tuple[str, int]]
 
   Table 1: calibration × {100, 30, 20, 10} %; the random-subset baseline at {30, 20, 10} %;
   Table 2: calibration × {30, 20, 10} % ranked by the target model (``DATASET,target_model``
-  must have run first and its artifact be passed as ``target.path``).
+  must have run first and its score file be passed as ``method.target.path``).
   """
   runs = [f"{dataset},{c},{p}" for c in CALIBRATIONS for p in PERCENTS]
   runs += [f"{dataset},none,{p},random" for p in PERCENTS[1:]]

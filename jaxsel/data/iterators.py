@@ -74,15 +74,24 @@ def train_plan(
     steps_per_chunk: int,
     shuffle_seed: Sequence[int],
     drop_remainder: bool = False,
+    num_steps: int | None = None,
 ) -> BatchPlan:
   """One training epoch over ``ids`` in a fresh random order.
 
   ``shuffle_seed`` (e.g. ``(run_seed, epoch)``) fully determines the order, so a resumed run
-  visits the same batches as an uninterrupted one.
+  visits the same batches as an uninterrupted one. ``num_steps`` cuts the epoch short after
+  that many batches (the last epoch of a run whose length is given in steps); it must not
+  exceed the epoch's own number of batches.
   """
   order = np.random.default_rng(list(shuffle_seed)).permutation(np.asarray(ids, np.int32))
   if drop_remainder:
     order = order[:len(order) - len(order) % batch_size]
+  if num_steps is not None:
+    available = -(-len(order) // batch_size)
+    if not 0 < num_steps <= available:
+      raise ValueError(f"num_steps must be in [1, {available}] for {len(order)} examples in "
+                       f"batches of {batch_size}, got {num_steps}")
+    order = order[:num_steps * batch_size]
   return _layout(order, batch_size=batch_size, steps_per_chunk=steps_per_chunk)
 
 

@@ -7,6 +7,9 @@ which ``builder.as_data_source`` reads without TensorFlow.
 
 Row ``i`` of each split is the package's example ``i`` (shuffling is disabled), which is
 what makes ``example_id == row`` stable across machines for a given ``mnist1d`` version.
+
+The package is imported only when a config is generated (see ``generate``), not when this
+module is, since importing this module is what registers the builder.
 """
 
 import dataclasses
@@ -14,7 +17,6 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from mnist1d.data import get_dataset_args, make_dataset
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -36,6 +38,7 @@ class Mnist1dConfig(tfds.core.BuilderConfig):
 
 def _generation_args(config: Mnist1dConfig) -> Any:
   """The package's default arguments with this config's sizes substituted."""
+  from mnist1d.data import get_dataset_args  # imported here: see `generate`
   args = get_dataset_args()  # an attribute view over a fresh dict
   args.num_samples = config.num_samples
   args.train_split = config.train_split
@@ -54,6 +57,10 @@ def generate(config: Mnist1dConfig) -> dict[str, np.ndarray]:
     [N_test, 40], 'y_test' int [N_test]; already centred and scaled to std 1 over
     the whole generated set.
   """
+  # Imported here, not at module level: `mnist1d` imports scipy and matplotlib.pyplot
+  # (~0.6 s of start-up), yet it is needed only when the builder is prepared, while this
+  # module is imported by every `import jaxsel.data` to register the builder.
+  from mnist1d.data import make_dataset
   numpy_state = np.random.get_state()
   python_state = random.getstate()
   try:

@@ -10,7 +10,8 @@ of the methods we reproduce are PyTorch and their results depend on it:
   weight. Flax bias initialisers never see the fan-in, so ``Conv`` and ``Dense``
   here compute it and build the initialiser themselves;
 * BatchNorm: scale 1, bias 0, epsilon 1e-5, momentum 0.9 (torch's 0.1 is the weight
-  of the *new* statistic, flax's momentum is the weight of the *old* one).
+  of the *new* statistic, flax's momentum is the weight of the *old* one); the
+  running variance tracks the unbiased batch variance, as torch's does.
 
 ``Conv`` computes a convolution as an explicit im2col (shifted strided slices
 concatenated on the channel axis, then one matmul) while keeping ``nn.Conv``'s
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+from flax.linen import normalization as flax_normalization
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -224,23 +226,124 @@ def broadcast_row_mask(mask: Array, x: Array) -> Array:
 
 
 class BatchNorm(nn.BatchNorm):
-  """nn.BatchNorm with torch's defaults and a per-row ``mask`` [B].
+  """nn.BatchNorm with torch's defaults and running variance, and a row mask.
 
-  ``mask`` marks real rows; padding rows are still normalised (with the real
+  ``mask`` [B] marks real rows; padding rows are still normalised (with the real
   rows' statistics) but never contribute to the batch mean/variance, so a padded
   batch gives the real rows the same outputs and the running statistics the same
   update as the unpadded batch would. A mask already shaped like ``x`` is passed
-  through. Note flax's running ``var`` is the biased variance; torch keeps the
-  unbiased one.
+  through.
+
+  In train mode the batch is normalised exactly as by nn.BatchNorm, with its
+  mean μ and *biased* variance v = mean((x − μ)²), both over the n real values
+  of each channel (real rows × spatial positions, × devices with
+  ``axis_name``). The running statistics then move as
+
+    mean ← momentum · mean + (1 − momentum) · μ
+    var  ← momentum · var  + (1 − momentum) · n / (n − 1) · v
+
+  so the running variance tracks the *unbiased* batch variance, as torch's
+  does (ALGORITHMS.md 0.2). ``unbiased_running_variance=False`` drops the
+  n / (n − 1), which is flax's rule. For n ≤ 1 the unbiased variance is 0/0
+  (torch refuses to train on one value per channel); the running variance is
+  then left as it is, since one value says nothing about the spread and
+  pulling the running variance towards v = 0 would blow up eval-mode outputs.
+  The running mean is still updated.
+
+  Attributes (beyond nn.BatchNorm's):
+    unbiased_running_variance: torch's n / (n − 1) in the running variance.
   """
   momentum: float = 0.9
   epsilon: float = 1e-5
+  unbiased_running_variance: bool = True
 
+  @nn.compact
   def __call__(self, x: Array, use_running_average: bool | None = None, *,
                mask: Array | None = None) -> Array:
+    """x: [B, ..., C] -> same shape; mask: [B] or like x, True = real."""
     if mask is not None and jnp.ndim(mask) == 1:
       mask = broadcast_row_mask(mask, x)
-    return super().__call__(x, use_running_average, mask=mask)
+    use_running_average = nn.merge_param(
+        "use_running_average", self.use_running_average, use_running_average)
+    feature_axes = _normalized_axes(self.axis, x.ndim)
+    reduction_axes = tuple(i for i in range(x.ndim) if i not in feature_axes)
+    feature_shape = tuple(x.shape[i] for i in feature_axes)
+    stats_dtype = (jnp.float32 if self.force_float32_reductions
+                   else self.param_dtype)
+    # The same collection, names, shapes and initial values as nn.BatchNorm.
+    ra_mean = self.variable("batch_stats", "mean", jnp.zeros, feature_shape,
+                            stats_dtype)
+    ra_var = self.variable("batch_stats", "var", jnp.ones, feature_shape,
+                           stats_dtype)
+
+    if use_running_average:
+      mean, var = ra_mean.value, ra_var.value
+      if not self.force_float32_reductions:
+        mean, var = (jnp.asarray(v, self.param_dtype) for v in (mean, var))
+    else:
+      # Batch statistics and normalisation come from flax's own helpers, so
+      # the outputs are bit-for-bit nn.BatchNorm's; only the running-variance
+      # update differs.
+      initializing = self.is_initializing()
+      mean, var = flax_normalization._compute_stats(
+          x, reduction_axes, dtype=self.dtype,
+          axis_name=None if initializing else self.axis_name,
+          axis_index_groups=self.axis_index_groups,
+          use_fast_variance=self.use_fast_variance, mask=mask,
+          force_float32_reductions=self.force_float32_reductions)
+      # As in nn.BatchNorm, init must not move the statistics.
+      if not initializing:
+        ra_mean.value = (self.momentum * ra_mean.value
+                         + (1 - self.momentum) * mean)
+        count = None
+        if self.unbiased_running_variance:
+          count = _values_per_channel(x, mask, reduction_axes)
+          if self.axis_name is not None:
+            count = lax.psum(count, self.axis_name,
+                             axis_index_groups=self.axis_index_groups)
+        ra_var.value = running_variance_update(ra_var.value, var, count,
+                                               momentum=self.momentum)
+
+    return flax_normalization._normalize(
+        self, x, mean, var, reduction_axes, feature_axes, self.dtype,
+        self.param_dtype, self.epsilon, self.use_bias, self.use_scale,
+        self.bias_init, self.scale_init, self.force_float32_reductions)
+
+
+def running_variance_update(running: Array, batch_var: Array,
+                            count: Array | None, *,
+                            momentum: float) -> Array:
+  """One EMA step of a running variance: [C], [C], [C] or None -> [C].
+
+  With m = ``momentum`` (weight of the old value; torch's momentum is 1 − m),
+  v = ``batch_var`` (biased) and n = ``count`` (real values per channel):
+
+    count is None:  m · running + (1 − m) · v                  (flax)
+    otherwise:      m · running + (1 − m) · n / (n − 1) · v    (torch)
+                    for channels with n > 1, and ``running`` unchanged for
+                    channels with n ≤ 1, where n / (n − 1) is undefined.
+  """
+  if count is None:
+    return momentum * running + (1 - momentum) * batch_var
+  # maximum(·, 1) keeps the discarded n ≤ 1 branch finite (no inf · 0 = NaN).
+  unbiased = batch_var * (count / jnp.maximum(count - 1, 1))
+  updated = momentum * running + (1 - momentum) * unbiased
+  return jnp.where(count > 1, updated, running)
+
+
+def _normalized_axes(axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+  """Non-negative, sorted, de-duplicated axes (an int means one axis)."""
+  axes = (axis,) if isinstance(axis, int) else axis
+  return tuple(sorted({a % ndim for a in axes}))
+
+
+def _values_per_channel(x: Array, mask: Array | None,
+                        reduction_axes: tuple[int, ...]) -> Array:
+  """n: float32 [C] real (unmasked) values per channel on this device."""
+  if mask is None:
+    mask = jnp.ones((), bool)
+  mask = jnp.broadcast_to(jnp.asarray(mask, bool), x.shape)
+  return jnp.sum(mask, axis=reduction_axes, dtype=jnp.float32)
 
 
 def max_pool_2x2(x: Array) -> Array:

@@ -1,0 +1,33 @@
+"""Method families, chosen by ``config.method.name``.
+
+Each family is one module of this package with a ``Method`` subclass (see ``base``).
+Adding a family: write the module, add its class to ``METHODS``, give it a paper config
+under ``configs/papers/`` and tests.
+"""
+
+import ml_collections
+
+from jaxsel.methods.base import EpochChoice, FullData, Method
+from jaxsel.methods.prioritization import Prioritization
+
+METHODS: dict[str, type[Method]] = {
+    FullData.name: FullData,
+    Prioritization.name: Prioritization,
+}
+
+
+def get_method(name: str) -> type[Method]:
+  """The method class called ``name``; ValueError listing the valid names otherwise."""
+  if name not in METHODS:
+    raise ValueError(f"unknown config.method.name {name!r}; valid: "
+                     f"{', '.join(sorted(METHODS))}")
+  return METHODS[name]
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+  """``config.method`` of method ``name`` with its defaults."""
+  return get_method(name).default_config()
+
+
+__all__ = ["EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
+           "default_config", "get_method"]

@@ -1,0 +1,154 @@
+"""The interface between the generic training loop and a method family.
+
+``jaxsel.train.train_and_evaluate`` runs every method with one loop: choose the epoch's
+example ids → train on them in fixed-shape chunks → periodic evaluation and checkpoints →
+log. What differs between families is behind the ``Method`` methods below; a family is one
+subclass in its own module of this package, registered in ``jaxsel.methods.METHODS``:
+
+- ``default_config`` / ``check_config``: its own config section, ``config.method``
+  (``config.method.name`` picks the family), checked before any data is loaded, with
+  errors that name the field;
+- ``examples_in_epoch``: how many examples each epoch will train on, known before training
+  (it fixes the learning-rate schedule and the length of a run given in steps);
+- ``trackers`` / ``initial_method_state`` / ``make_train_step``: the per-example tables the
+  train step keeps, anything else the method carries on the device, and the step itself
+  (the standard one by default; a method may build its own from ``jaxsel.steps``' pieces);
+- ``choose``: the example ids of an epoch (the epoch policy), possibly re-scoring first;
+- ``end_epoch``: device bookkeeping after an epoch (snapshots of score tables);
+- ``finish``: figures and artifacts at the end of the run.
+
+Everything a method keeps on the device lives in the ``TrainState`` (``trackers``,
+``method_state``), so checkpoints hold it and a resumed run continues identically; a
+method keeps no other state that changes during training.
+"""
+
+import abc
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import ml_collections
+import numpy as np
+
+from jaxsel import compilation, steps, trackers
+from jaxsel.data import Dataset, iterators
+from jaxsel.durations import TrainingPlan
+from jaxsel.state import TrainState
+
+
+class EpochChoice(NamedTuple):
+  """What a method trains on in one epoch.
+
+  example_ids: int32 [n], sorted training ids (the loop shuffles them).
+  state: the train state, possibly with re-scored tables.
+  selected: True if the method's rule chose the ids, False for all training examples
+    (e.g. a warm-up epoch).
+  costs: seconds spent ``scoring_seconds`` and ``selection_seconds`` (compilation
+    excluded) and forward passes ``examples_scored`` outside the train step.
+  """
+
+  example_ids: np.ndarray
+  state: TrainState
+  selected: bool
+  costs: dict[str, float]
+
+
+def no_costs() -> dict[str, float]:
+  return {"scoring_seconds": 0.0, "selection_seconds": 0.0, "examples_scored": 0}
+
+
+def full_pass_plan(config: ml_collections.ConfigDict,
+                   ids: np.ndarray) -> iterators.BatchPlan:
+  """Every id once, in eval-sized batches (for scoring passes)."""
+  return iterators.full_pass_plan(ids, batch_size=config.train.eval_batch_size,
+                                  steps_per_chunk=config.train.steps_per_chunk)
+
+
+class Stopwatch:
+  """Wall seconds of a region minus the compilation the calling thread did inside it."""
+
+  def __init__(self):
+    self._start = time.perf_counter()
+    self._compile = compilation.CompileClock.seconds()
+
+  def seconds(self) -> float:
+    return (time.perf_counter() - self._start
+            - (compilation.CompileClock.seconds() - self._compile))
+
+
+class Method(abc.ABC):
+  """One family of data-selection methods, as the generic loop sees it.
+
+  Constructed once per run, after ``check_config`` and after the data is loaded, so the
+  constructor may read artifacts and check them against the data.
+  """
+
+  name: ClassVar[str]
+  # Forward passes the train step makes per trained example (a second, clean view of
+  # mixed inputs costs one more); counted in ``examples_forwarded``.
+  forwards_per_trained_example: int = 1
+
+  @classmethod
+  def default_config(cls) -> ml_collections.ConfigDict:
+    """The method's ``config.method`` section with its defaults (and its name)."""
+    return ml_collections.ConfigDict({"name": cls.name})
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the field for a value of ``config.method`` that cannot
+    work. Runs before the data is loaded."""
+    del config
+
+  def __init__(self, config: ml_collections.ConfigDict, dataset: Dataset):
+    self.config = config
+    self.dataset = dataset
+
+  @property
+  def train_ids(self) -> np.ndarray:
+    return self.dataset.train_ids
+
+  def examples_in_epoch(self, epoch: int) -> int:
+    """The number of examples epoch ``epoch`` will train on (before training starts)."""
+    del epoch
+    return len(self.dataset.train_ids)
+
+  def trackers(self) -> Mapping[str, trackers.Tracker]:
+    """Named per-example tables the train step keeps (``state.trackers``)."""
+    return {}
+
+  def initial_method_state(self, plan: TrainingPlan) -> Any:
+    """Device state of the method besides the trackers (``state.method_state``)."""
+    del plan
+    return {}
+
+  def make_train_step(self, **step_kwargs) -> steps.StepFn:
+    """The train step; ``step_kwargs`` are the generic pieces (loss, schedule,
+    augmentation, mixing) that ``steps.make_train_step`` takes."""
+    return steps.make_train_step(**step_kwargs, tracker=trackers.combine(self.trackers()))
+
+  def compile_ahead(self, state: TrainState, data) -> None:
+    """Starts compiling, on the background thread, what ``choose`` will run."""
+    del state, data
+
+  def choose(self, epoch: int, state: TrainState, data) -> EpochChoice:
+    """The epoch's example ids (the epoch policy). By default all training examples."""
+    del epoch
+    return EpochChoice(self.dataset.train_ids, state, False, no_costs())
+
+  def end_epoch(self, epoch: int, state: TrainState, example_ids: np.ndarray) -> TrainState:
+    """Device bookkeeping after the epoch has trained on ``example_ids``."""
+    del epoch, example_ids
+    return state
+
+  def finish(self, state: TrainState, data, workdir: str, *, fingerprint: str,
+             num_epochs: int) -> dict:
+    """Figures and artifacts of the finished run; returns entries for ``summary.json``."""
+    del state, data, workdir, fingerprint, num_epochs
+    return {}
+
+
+class FullData(Method):
+  """Standard training: every training example, every epoch. The baseline."""
+
+  name = "full_data"
+
