@@ -196,6 +196,24 @@ def _mean(grid, calibration, percent, variant, key="test_accuracy"):
   return None if cell is None else _stats(cell, key)[0]
 
 
+def _std(grid, calibration, percent, variant, key="test_accuracy"):
+  cell = _cell(grid, calibration, percent, variant if percent < 100 else "")
+  return _stats(cell, key)[1]
+
+
+def _within_noise(grid, differences: dict, variants: tuple[str, str],
+                  key="test_accuracy") -> list:
+  """The (calibration, percents) whose mean difference between two variants is smaller
+  than the seed std of the cells it compares (averaged), i.e. not a measurable effect."""
+  small = []
+  for (calibration, percents), difference in differences.items():
+    noise = statistics.fmean(_std(grid, calibration, p, v, key)
+                             for p in percents for v in variants)
+    if abs(difference) < noise:
+      small.append((calibration, percents))
+  return small
+
+
 def claims(grid) -> list[str]:
   """The paper's claims, each checked against this grid's means, with the numbers.
 
@@ -243,10 +261,15 @@ def claims(grid) -> list[str]:
   if guided and acc:
     gains = {c: statistics.fmean(guided[(c, p)] - acc[(c, p)] for p in subsets)
              for c in paper.CALIBRATIONS}
+    noise = _within_noise(grid, {(c, subsets): g for c, g in gains.items()},
+                          ("target", "top_k"))
     out.append("Target guidance improves accuracy over the current model alone: "
                f"{verdict(all(g > 0 for g in gains.values()))} — mean change over "
                "30/20/10 %: " + ", ".join(f"{CALIBRATION_NAMES[c]} {g:+.2f}"
-                                          for c, g in gains.items()) + " points.")
+                                          for c, g in gains.items()) + " points"
+               + (" (smaller than the seed std, so not a measurable effect, for "
+                  + ", ".join(CALIBRATION_NAMES[c] for c, _ in noise) + ")" if noise else "")
+               + ".")
     out.append("...most for label smoothing: "
                f"{verdict(max(gains, key=gains.get) == 'label_smoothing')}.")
   full, tenth = _mean(grid, "none", 100, ""), _mean(grid, "none", 10, "top_k")
@@ -258,9 +281,13 @@ def claims(grid) -> list[str]:
   random_ece = means("random", "test_ece", methods=("none",))
   if random and acc:
     gaps = {p: acc[("none", p)] - random[("none", p)] for p in subsets}
+    noise = _within_noise(grid, {("none", (p,)): g for p, g in gaps.items()},
+                          ("top_k", "random"))
     out.append("Max-entropy subsets beat fresh random subsets in accuracy (cross-entropy): "
                f"{verdict(all(g > 0 for g in gaps.values()))} — accuracy difference "
-               + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items()) + " points.")
+               + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items()) + " points"
+               + (" (smaller than the seed std at " + ", ".join(
+                   f"{p[0]} %" for _, p in noise) + ")" if noise else "") + ".")
   if random_ece and ece:
     gaps = {p: ece[("none", p)] - random_ece[("none", p)] for p in subsets}
     out.append("(Not a claim of the paper.) Max-entropy subsets give lower test ECE than "
@@ -294,9 +321,9 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
       f"{results[0]['summary']['num_test']:,} test examples), the MNIST-1D paper's CNN, "
       f"batch {base.train.batch_size}, SGD momentum 0.9, weight decay 5e-4, lr "
       f"{base.optimizer.learning_rate:g} with per-epoch cosine annealing, "
-      f"{base.train.num_epochs} epochs of which the first {base.selection.warmup_epochs} on "
+      f"{base.train.num_epochs} epochs of which the first {base.method.warmup_epochs} on "
       "all data, then the max-entropy (`top_k`) subset of each epoch, scored by each "
-      "example's last training-pass entropy (`score_source=train_step`). 15-bin ECE, "
+      "example's last training-pass entropy (`method.score_source=train_step`). 15-bin ECE, "
       f"last-epoch model, mean ± std over {len(seeds)} seeds ({', '.join(map(str, seeds))}).",
       "",
       "Whole grid: `python -m experiments.calib_prioritization` "
@@ -309,7 +336,7 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
       *(grid[arg]["commands"][0] for arg in list(grid)[:2] if arg in grid),
       f"python -m jaxsel.main --config=configs/papers/calib_prioritization.py:"
       "mnist1d,mixup,10,target --workdir=runs/calib_prioritization/mnist1d_mixup_10_target/"
-      "seed0 --config.seed=0 --config.target.path="
+      "seed0 --config.seed=0 --config.method.target.path="
       "runs/calib_prioritization/mnist1d_target_model/seed0",
       "```",
       "",
@@ -338,7 +365,7 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
         f"mixup α = {paper.TARGET_MIXUP_ALPHA['mnist1d']} (`mnist1d,target_model`): test "
         f"accuracy {summary['test_accuracy']:.2f} %, ECE {summary['test_ece']:.2f} %. "
         "Runs rank examples by its per-epoch training-pass entropies "
-        "(`target.mode=trajectory`).",
+        "(`method.target.mode=trajectory`).",
         "",
         *_table(grid, "target", (100, 30, 20, 10)),
         "",

@@ -10,6 +10,9 @@ same programs loads them instead of compiling them (about 2 s per run on a 2-cor
 else ``~/.cache/jaxsel/xla``), ``--compilation_cache=off`` turns it off.
 """
 
+import os
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -32,6 +35,11 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   compilation.enable_persistent_cache(compilation.cache_dir(_CACHE.value))
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  # Everything is written (atomically) and the checkpointer is closed; tearing down the
+  # interpreter's ~2,000 modules would take another 0.3 s of a ~4 s run, so skip it.
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(0)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

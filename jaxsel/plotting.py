@@ -21,8 +21,19 @@ import numpy as np
 from jaxsel import files
 
 
-def _new_figure(width: float, height: float) -> Figure:
-  figure = Figure(figsize=(width, height), layout="constrained")
+def _new_figure(width: float, height: float, *, left: float = 0.75, right: float = 0.2,
+                bottom: float = 0.55, top: float = 0.4, wspace: float = 0.3,
+                hspace: float = 0.15) -> Figure:
+  """A figure of ``width`` x ``height`` inches with fixed margins (inches; ``wspace`` and
+  ``hspace`` as fractions of the mean axes size).
+
+  Fixed margins rather than matplotlib's constrained or tight layout: those re-measure
+  every text element when the figure is saved, which doubled the cost of a run's figures
+  (about 0.25 s of a 4 s run). The margins fit one line of axis labels and a title.
+  """
+  figure = Figure(figsize=(width, height))
+  figure.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                         top=1 - top / height, wspace=wspace, hspace=hspace)
   FigureCanvasAgg(figure)
   return figure
 

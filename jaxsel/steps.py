@@ -128,15 +128,13 @@ def apply_gradients(state: TrainState, grads, new_model_state, epoch: jax.Array,
 def step_outputs(state: TrainState, batch: Batch, logits: jax.Array, loss: jax.Array,
                  mixed: augment.Mixed | None, epoch: jax.Array) -> trackers.StepOutputs:
   """What the trackers see of one step (``state`` before the update)."""
-  ids = batch["example_ids"]
+  outputs = trackers.StepOutputs.of(batch["example_ids"], batch["labels"], logits,
+                                    mask=batch["mask"], loss=loss, epoch=epoch,
+                                    step=state.step)
   if mixed is None:
-    sources, weights = ids[:, None], jnp.ones((ids.shape[0], 1), jnp.float32)
-  else:
-    sources, weights = ids[mixed.positions], mixed.weights
-  return trackers.StepOutputs(
-      example_ids=ids, mask=batch["mask"], labels=batch["labels"], logits=logits, loss=loss,
-      epoch=jnp.asarray(epoch, jnp.int32), step=jnp.asarray(state.step, jnp.int32),
-      sources=sources, weights=weights)
+    return outputs
+  return outputs._replace(sources=batch["example_ids"][mixed.positions],
+                          weights=mixed.weights)
 
 
 def make_train_step(*, loss_fn: Callable[[jax.Array, jax.Array], jax.Array],

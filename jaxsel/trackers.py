@@ -22,6 +22,7 @@ rows, so padding never touches a table.
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -53,6 +54,21 @@ class StepOutputs(NamedTuple):
   sources: jax.Array
   weights: jax.Array
 
+  @classmethod
+  def of(cls, example_ids, labels, logits, *, mask=None, loss=None, epoch=0,
+         step=0) -> "StepOutputs":
+    """Outputs of an un-mixed batch, for training loops other than jaxsel's: every row
+    real unless ``mask`` says otherwise, loss 0 unless given, each row its own source."""
+    example_ids = jnp.asarray(example_ids, jnp.int32)
+    rows = example_ids.shape[0]
+    return cls(
+        example_ids=example_ids,
+        mask=jnp.ones(rows, bool) if mask is None else jnp.asarray(mask, bool),
+        labels=jnp.asarray(labels, jnp.int32), logits=logits,
+        loss=jnp.zeros(rows, jnp.float32) if loss is None else loss,
+        epoch=jnp.asarray(epoch, jnp.int32), step=jnp.asarray(step, jnp.int32),
+        sources=example_ids[:, None], weights=jnp.ones((rows, 1), jnp.float32))
+
   @property
   def correct(self) -> jax.Array:
     """bool [B]: whether the prediction (argmax of ``logits``) is the row's own label."""
@@ -71,7 +87,13 @@ class Tracker(NamedTuple):
   update: Callable[[Any, StepOutputs], Any]
 
 
-def _drop_padding(table: jax.Array, ids: jax.Array, mask: jax.Array) -> jax.Array:
+def _drop_padding(table: jax.Array, ids: jax.Array, values: jax.Array,
+                  mask: jax.Array) -> jax.Array:
+  # Checked while tracing (free at run time): a [B] table write with [B, K] values, or
+  # ids and mask of different lengths, would otherwise broadcast into something wrong.
+  chex.assert_rank([ids, mask], 1)
+  chex.assert_equal_shape([ids, mask])
+  chex.assert_shape(values, (ids.shape[0], *table.shape[1:]))
   # Masked-out rows are redirected to index N, one past the end, which ``mode="drop"``
   # discards. N rather than -1 because negative indices wrap around to the end.
   return jnp.where(mask, ids, jnp.asarray(table.shape[0], ids.dtype))
@@ -100,7 +122,7 @@ def scatter_set(table: jax.Array, ids: jax.Array, values: jax.Array,
   defined. This is not checked here: an assertion inside jit would need a host callback on
   every step.
   """
-  safe_ids = _drop_padding(table, ids, mask)
+  safe_ids = _drop_padding(table, ids, values, mask)
   return table.at[safe_ids].set(values.astype(table.dtype), mode="drop")
 
 
@@ -112,7 +134,7 @@ def scatter_add(table: jax.Array, ids: jax.Array, values: jax.Array,
   of mixed inputs (``StepOutputs.sources``), where one example can be a partner of several
   rows.
   """
-  safe_ids = _drop_padding(table, ids, mask)
+  safe_ids = _drop_padding(table, ids, values, mask)
   return table.at[safe_ids].add(values.astype(table.dtype), mode="drop")
 
 

@@ -9,10 +9,12 @@ an interrupted workdir resumes from its last checkpoint and produces the same nu
 uninterrupted run. Nothing here knows which method runs: that is ``jaxsel.methods``.
 """
 
+import importlib
 import json
 import math
 import os
 import sys
+import threading
 import time
 
 import jax
@@ -21,7 +23,7 @@ import numpy as np
 import tqdm
 
 from jaxsel import (augment, checkpoint, compilation, config_checks, durations, evaluation,
-                    files, losses, methods, models, optim, selection, steps)
+                    files, losses, methods, metrics, models, optim, selection, steps)
 from jaxsel.data import iterators, loading
 from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
@@ -252,6 +254,12 @@ def train_and_evaluate(
   timings["setup_seconds"] = time.perf_counter() - started - timings["data_seconds"]
 
   evaluate, save = _Periodic(config.eval, plan), _Periodic(config.checkpoint, plan)
+  loop_compile_start = compilation.CompileClock.seconds()
+  if config.figures:
+    # matplotlib takes ~0.3 s to import, only needed at the end; import it meanwhile, while
+    # the main thread mostly waits on the device (which releases the GIL).
+    threading.Thread(target=importlib.import_module, args=("jaxsel.plotting",),
+                     daemon=True).start()
   # Kept as an array; it goes into ``host`` (a JSON list) only when a checkpoint is written.
   previous_ids = (None if host["previous_ids"] is None
                   else np.asarray(host["previous_ids"], np.int32))
@@ -320,6 +328,8 @@ def train_and_evaluate(
     if on_epoch_end is not None:
       on_epoch_end(epoch, record)
 
+  # What the main thread compiled during the epochs (the first selection, say).
+  timings["loop_compile_seconds"] = compilation.CompileClock.seconds() - loop_compile_start
   return _finish(config, workdir, state, best, method, dataset, data, evaluator, host,
                  records, ckpt, plan, timings, started)
 
@@ -332,8 +342,6 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
   The last checkpoint is still being written in the background meanwhile; it is complete
   before ``summary.json``, which marks the run as done, is written.
   """
-  from jaxsel import metrics, plotting  # plotting is host-only: off the core import path
-
   test_start = time.perf_counter()
   test_sums = evaluator.sums(state, data, evaluation.test_rows(dataset))
   summary = {
@@ -360,6 +368,7 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
   timings["test_seconds"] = time.perf_counter() - test_start
 
   figures_start = time.perf_counter()
+  from jaxsel import plotting  # host-only: off the core import path
   diagram = metrics.reliability_diagram_data(test_sums)
   summary["test_reliability"] = {k: np.asarray(v).tolist() for k, v in diagram.items()}
   if config.figures:
@@ -368,12 +377,15 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
                                  ece=summary["test_ece"] / 100)  # the plot takes a fraction
     plotting.training_curves(records, os.path.join(workdir, "curves.png"))
   timings["figures_seconds"] = time.perf_counter() - figures_start
+  finish_start = time.perf_counter()
   summary.update(method.finish(state, data, workdir, fingerprint=dataset.fingerprint,
                                num_epochs=plan.num_epochs))
+  timings["finish_seconds"] = time.perf_counter() - finish_start
   wait_start = time.perf_counter()
   ckpt.wait()
   ckpt.close()
-  summary["checkpoint_seconds"] += time.perf_counter() - wait_start
+  timings["final_checkpoint_seconds"] = time.perf_counter() - wait_start
+  summary["checkpoint_seconds"] += timings["final_checkpoint_seconds"]
   summary["timings"] = {**timings, "run_seconds": time.perf_counter() - started}
   files.write_json(os.path.join(workdir, "summary.json"), summary)
   print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (

@@ -165,3 +165,72 @@ def test_crop_flip_draw_depends_on_example_id_not_batch_position():
   # Over many examples, both flips and several offsets occur (the draw is not constant).
   many = fn(key, jnp.broadcast_to(images[:1], (64, 6, 6, 1)), jnp.arange(64))
   assert len({np.asarray(m).tobytes() for m in many}) > 10
+
+
+def _all_crops_and_flips_padded(image, padding, mode, value):
+  height, width = image.shape[:2]
+  pads = ((padding, padding), (padding, padding), (0, 0))
+  padded = (np.pad(image, pads, mode="reflect") if mode == "reflect"
+            else np.pad(image, pads, constant_values=value))
+  crops = [padded[i:i + height, j:j + width]
+           for i in range(2 * padding + 1) for j in range(2 * padding + 1)]
+  return crops + [c[:, ::-1] for c in crops]
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_crop_flip_pads_with_the_given_colour_or_a_mirror(pad_mode):
+  images = np.arange(2 * 5 * 5, dtype=np.float32).reshape(2, 5, 5, 1) / 10
+  out = np.asarray(augment.crop_flip(jax.random.PRNGKey(3), jnp.asarray(images),
+                                     jnp.arange(2), padding=2, pad_mode=pad_mode,
+                                     pad_value=-7.5))
+  for image, result in zip(images, out):
+    assert any(np.array_equal(result, c)
+               for c in _all_crops_and_flips_padded(image, 2, pad_mode, -7.5))
+
+
+def _augmentation_config(**fields):
+  from configs import default  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  with config.unlocked():
+    config.augmentation.update(fields)
+  return config.augmentation
+
+
+def test_get_augmentation_pads_with_normalised_black_by_default():
+  black = np.asarray([-1.0, -2.0], np.float32)
+  fn = augment.get_augmentation(_augmentation_config(name="crop_flip", crop_padding=3),
+                                input_shape=(4, 4, 2), normalized_black=black)
+  # All-zero (mean-colour) images: every non-zero value of a crop is padding, and each
+  # channel's padding is that channel's black.
+  out = np.asarray(fn(jax.random.PRNGKey(0), jnp.zeros((32, 4, 4, 2)), jnp.arange(32)))
+  for channel in (0, 1):
+    values = set(np.unique(out[..., channel]).tolist())
+    assert values == {0.0, float(black[channel])}
+  assert augment.get_augmentation(_augmentation_config(), input_shape=(40,)) is None
+
+
+@pytest.mark.parametrize("fields,shape,message", [
+    ({"name": "crop_flip"}, (40,), r"config.augmentation.name='crop_flip' needs images"),
+    ({"name": "rotate"}, (4, 4, 1), "unknown config.augmentation.name 'rotate'"),
+    ({"name": "crop_flip", "pad_mode": "zeros"}, (4, 4, 1),
+     "unknown config.augmentation.pad_mode 'zeros'"),
+    ({"name": "crop_flip", "crop_padding": -1}, (4, 4, 1),
+     "config.augmentation.crop_padding must be an integer >= 0"),
+])
+def test_get_augmentation_refuses_what_cannot_work(fields, shape, message):
+  with pytest.raises(ValueError, match=message):
+    augment.get_augmentation(_augmentation_config(**fields), input_shape=shape,
+                             normalized_black=np.zeros(1, np.float32))
+
+
+def test_mixed_loss_of_a_mixup_batch_is_the_mixup_loss():
+  key = jax.random.split(jax.random.key(0), NUM_KEYS)[1]
+  mixed = augment.mixup_batch(key, INPUTS, ALL_REAL, alpha=0.4)
+  _, partner, lam = augment.mixup(key, INPUTS, ALL_REAL, alpha=0.4)
+  np.testing.assert_array_equal(mixed.positions[:, 1], partner)
+  logits = INPUTS
+  labels = jnp.arange(BATCH) % 3
+  np.testing.assert_allclose(
+      augment.mixed_loss(losses.cross_entropy, logits, labels, mixed.positions,
+                         mixed.weights),
+      augment.mixup_loss(losses.cross_entropy, logits, labels, partner, lam), rtol=1e-6)

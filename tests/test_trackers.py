@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsel import trackers
 
@@ -103,3 +104,15 @@ def test_correct_compares_the_argmax_with_the_label():
   outputs = _outputs(IDS, MASK, LOGITS)._replace(labels=jnp.asarray([0, 0, 0, 1]))
   # argmax per row: 0, 1, 0, 0.
   np.testing.assert_array_equal(outputs.correct, [True, False, True, False])
+
+
+def test_scatter_set_refuses_values_of_the_wrong_shape():
+  table = jnp.zeros((6,), jnp.float32)
+  with pytest.raises(AssertionError):  # [B, K] values into a [N] table
+    trackers.scatter_set(table, jnp.asarray(IDS), LOGITS, jnp.asarray(MASK))
+  with pytest.raises(AssertionError):  # a mask of another length
+    trackers.scatter_set(table, jnp.asarray(IDS), jnp.zeros(4), jnp.asarray(MASK[:3]))
+  # [N, E] tables take [B, E] rows.
+  wide = trackers.scatter_set(jnp.zeros((6, 2)), jnp.asarray(IDS), LOGITS,
+                              jnp.asarray(MASK))
+  np.testing.assert_array_equal(wide[5], [12.0, 2.0])
