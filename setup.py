@@ -22,7 +22,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0", "scikit-learn>=1.5"],
+    "test": ["pytest>=8.0", "scikit-learn>=1.5", "hypothesis>=6.100"],
     # Only needed to *prepare* TFDS catalog image datasets (cifar10, svhn, ...).
     "tf": ["tensorflow-cpu>=2.18"],
 }

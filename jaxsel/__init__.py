@@ -1,3 +1,23 @@
-"""jaxsel: data selection during neural-network training, in JAX/Flax."""
+"""jaxsel: data selection during neural-network training, in JAX/Flax.
+
+Stable import paths of the pieces meant for use in other training loops (pure functions,
+per-example, jittable):
+
+- ``jaxsel.losses``: per-example losses (``cross_entropy``, ``label_smoothing_cross_entropy``,
+  ``focal_loss``);
+- ``jaxsel.scores``: per-example scores from logits (``entropy``);
+- ``jaxsel.trackers``: per-example tables kept during training (``Tracker``,
+  ``StepOutputs``, ``last_score``, ``scatter_set``, ``scatter_add``, ``combine``);
+- ``jaxsel.selection``: subset selectors (``top_k``, ``uniform``, ``random_subset``,
+  ``descending_order``, ``tie_break_ranks``, ``subset_size``);
+- ``jaxsel.augment``: augmentations and mixings (``crop_flip``, ``mixup``, ``mixed_loss``);
+- ``jaxsel.metrics``: accuracy, NLL, Brier, ECE / MCE / OE from mergeable sums
+  (``calibration_sums``, ``summarize``, ``expected_calibration_error``);
+- ``jaxsel.artifacts``: per-run score files (``ScoreFile``, ``save``, ``load``,
+  ``aggregate``).
+
+``jaxsel.train.train_and_evaluate(config, workdir)`` runs a whole experiment; method
+families live in ``jaxsel.methods``.
+"""
 
 __version__ = "0.1.0"
