@@ -37,11 +37,10 @@ import time
 
 PARTS = ("imports", "data", "compilation", "training epochs", "evaluation", "checkpoints",
          "figures", "other")
-OVERRIDES = {"train.num_epochs": 200, "method.subset_fraction": 0.1,
-             "method.warmup_epochs": 10, "progress_bar": "off"}
+OVERRIDES = {"method.subset_fraction": 0.1, "progress_bar": "off"}
 
 
-def _child(workdir: str, cache: str, dataset: str | None) -> None:
+def _child(workdir: str, cache: str, args) -> None:
   """Runs one training run in this process and prints its timings as JSON."""
   start = time.perf_counter()
   import jaxsel.main  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
@@ -51,11 +50,13 @@ def _child(workdir: str, cache: str, dataset: str | None) -> None:
   compilation.enable_persistent_cache(compilation.cache_dir(cache))
   config = default.get_config("prioritization")
   with config.unlocked():
-    for dotted, value in OVERRIDES.items():
+    overrides = dict(OVERRIDES, **{"train.num_epochs": args.epochs,
+                                   "method.warmup_epochs": args.warmup_epochs})
+    for dotted, value in overrides.items():
       section, _, field = dotted.rpartition(".")
       (config[section] if section else config)[field] = value
-    if dataset:
-      config.dataset.name = dataset
+    config.dataset.name = args.dataset or config.dataset.name
+    config.dataset.data_dir = args.data_dir or config.dataset.data_dir
   summary = train.train_and_evaluate(config, workdir)
   print(json.dumps({"imports": imports, "inside": time.perf_counter() - start,
                     "summary": summary}), flush=True)
@@ -83,11 +84,14 @@ def _parts(wall: float, child: dict) -> dict[str, float]:
   return parts
 
 
-def _measure(cache: str, dataset: str | None, root: str) -> dict[str, float]:
+def _measure(cache: str, args, root: str) -> dict[str, float]:
   workdir = tempfile.mkdtemp(dir=root)
   shutil.rmtree(workdir)
   command = [sys.executable, "-m", "benchmarks.run_overhead", "--child", workdir,
-             "--cache", cache] + (["--dataset", dataset] if dataset else [])
+             "--cache", cache, f"--epochs={args.epochs}",
+             f"--warmup_epochs={args.warmup_epochs}"]
+  command += [f"--dataset={args.dataset}"] if args.dataset else []
+  command += [f"--data_dir={args.data_dir}"] if args.data_dir else []
   start = time.perf_counter()
   done = subprocess.run(command, check=True, capture_output=True, text=True)
   wall = time.perf_counter() - start
@@ -112,30 +116,33 @@ def _table(name: str, runs: list[dict[str, float]]) -> dict[str, float]:
   return median
 
 
-def main() -> None:
+def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--epochs", type=int, default=200)
+  parser.add_argument("--warmup_epochs", type=int, default=10)
   parser.add_argument("--dataset", default=None, help="default: the config's (mnist1d)")
+  parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--cache", default="off", help=argparse.SUPPRESS)
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   if args.child:
-    _child(args.child, args.cache, args.dataset)
+    _child(args.child, args.cache, args)
     return
   root = tempfile.mkdtemp(prefix="run_overhead_")
   cache = os.path.join(root, "xla_cache")
   try:
-    print("200 epochs, 10 warm-up, then 10 % by max entropy; default MNIST-1D; each run a "
-          "fresh process")
+    print(f"{args.epochs} epochs, {args.warmup_epochs} warm-up, then 10 % by max entropy; "
+          f"{args.dataset or 'default MNIST-1D'}; each run a fresh process")
     off = _table("persistent cache off",
-                 [_measure("off", args.dataset, root) for _ in range(args.repeats)])
+                 [_measure("off", args, root) for _ in range(args.repeats)])
     empty = []
     for _ in range(args.repeats):
       shutil.rmtree(cache, ignore_errors=True)
-      empty.append(_measure(cache, args.dataset, root))
+      empty.append(_measure(cache, args, root))
     _table("persistent cache on, empty (first run; fills it)", empty)
     filled = _table("persistent cache on, filled (the default, every later run)",
-                    [_measure(cache, args.dataset, root) for _ in range(args.repeats)])
+                    [_measure(cache, args, root) for _ in range(args.repeats)])
     print(f"\nspeedup of the filled cache over no cache: {off['wall'] / filled['wall']:.2f}x "
           "(process wall clock)")
     met = filled["overhead_share"] <= 0.35

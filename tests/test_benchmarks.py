@@ -30,3 +30,17 @@ def test_selection_overhead_runs_and_prints_every_target(mnist1d_dir, tmp_path, 
     assert line in out
   # A new subset each selection epoch compiles nothing, with either score source.
   assert "compilations after the first selection epoch (train_step, full_pass)     0, 0" in out
+
+
+def test_run_overhead_runs_and_prints_both_targets(mnist1d_dir, capsys):
+  from benchmarks import run_overhead  # pylint: disable=import-outside-toplevel
+  run_overhead.main(["--repeats=1", "--epochs=3", "--warmup_epochs=1",
+                     "--dataset=mnist1d", f"--data_dir={mnist1d_dir}"])
+  out = capsys.readouterr().out
+  for part in run_overhead.PARTS:
+    assert f"  {part} " in out
+  assert "everything but training epochs and evaluation <= 35 % of the wall clock" in out
+  assert "target: checkpoints <= 5 % of training epochs" in out
+  # The three settings trained the same model: one test accuracy.
+  assert len(out.split("test accuracy (identical in every run): [")[1].split("]")[0]
+             .split(",")) == 1
