@@ -57,6 +57,18 @@ def _prioritization(config, **fields):
   return with_method(config, "prioritization", **{**PRIORITIZATION, **fields})
 
 
+def _run_until_killed(config, workdir, *, after_epoch):
+  """Runs ``config`` in ``workdir`` and stops it, as Ctrl-C would, after ``after_epoch``."""
+
+  def kill(epoch, record):
+    del record
+    if epoch == after_epoch:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, workdir, on_epoch_end=kill)
+
+
 @pytest.mark.parametrize("kind", ["full_data", "top_k_mixup"])
 def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, kind):
   if kind == "top_k_mixup":
@@ -64,17 +76,8 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, 
   reference_dir = str(tmp_path / "uninterrupted")
   reference = train.train_and_evaluate(tiny_config, reference_dir)
 
-  class Interrupt(Exception):
-    pass
-
-  def stop_after_second_epoch(epoch, record):
-    del record
-    if epoch == 1:
-      raise Interrupt
-
   workdir = str(tmp_path / "interrupted")
-  with pytest.raises(Interrupt):
-    train.train_and_evaluate(tiny_config, workdir, on_epoch_end=stop_after_second_epoch)
+  _run_until_killed(tiny_config, workdir, after_epoch=1)
   assert len(_records(workdir)) == 2
   resumed = train.train_and_evaluate(tiny_config, workdir)
 
@@ -93,14 +96,8 @@ def test_time_checkpoints_resume_from_scratch_to_the_same_numbers(tiny_config, t
   reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
   assert os.listdir(tmp_path / "reference" / "checkpoints") == ["2"]
 
-  def kill(epoch, record):
-    del record
-    if epoch == 1:
-      raise KeyboardInterrupt
-
   workdir = str(tmp_path / "killed")
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, workdir, on_epoch_end=kill)
+  _run_until_killed(config, workdir, after_epoch=1)
   assert not os.listdir(os.path.join(workdir, "checkpoints"))
   resumed = train.train_and_evaluate(config, workdir)
   assert _without_timings(resumed) == _without_timings(reference)
