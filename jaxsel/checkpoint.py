@@ -8,6 +8,7 @@ and renames it when complete, so an interrupted save never leaves a half-written
 checkpoint behind.
 """
 
+import copy
 import os
 from typing import Any
 
@@ -30,10 +31,15 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, epoch: int, state: Any, host_state: dict) -> None:
-    """Saves asynchronously; ``wait`` (or the next save) completes it."""
+    """Saves asynchronously; ``wait`` (or the next save) completes it.
+
+    ``host_state`` is copied now: orbax serialises it later, on its own thread, while the
+    caller goes on updating its record for the next epoch (a resumed run would otherwise
+    skip epochs its restored state never trained).
+    """
     self._manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(_to_tree(state)),
-        host=ocp.args.JsonSave(host_state),
+        host=ocp.args.JsonSave(copy.deepcopy(host_state)),
     ))
 
   def restore(self, epoch: int, template: Any) -> tuple[Any, dict]:

@@ -80,3 +80,20 @@ def test_a_temporary_directory_of_an_unfinished_save_is_not_a_checkpoint(tmp_pat
   # What an interrupted save leaves: orbax's temporary directory for step 7.
   (tmp_path / "7.orbax-checkpoint-tmp-1234").mkdir()
   assert checkpoint.Checkpointer(str(tmp_path)).latest_epoch() == 2
+
+
+def test_the_host_record_is_saved_as_it_was_when_save_was_called(tmp_path):
+  # The loop keeps updating its host record while an asynchronous save is still being
+  # written; the checkpoint must hold the record of its own epoch.
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  saved = _run_state(use_batchnorm=False)
+  host = {"next_epoch": 1, "previous_ids": [3, 4], "train_seconds": 0.5}
+  for epoch in range(3):
+    host["next_epoch"] = epoch + 1
+    ckpt.save(epoch, saved, host)
+    host["previous_ids"].append(99)  # the next epoch's bookkeeping, right away
+    host["train_seconds"] += 1.0
+  ckpt.wait()
+  _, restored = ckpt.restore(2, _run_state(use_batchnorm=False))
+  assert restored == {"next_epoch": 3, "previous_ids": [3, 4, 99, 99],
+                      "train_seconds": 2.5}
