@@ -264,3 +264,49 @@ def score_histogram(
   if title:
     ax.set_title(title)
   return _save_atomically(figure, path)
+
+
+def coreset_histogram(all_scores: Any, coreset_scores: Any, path: str | os.PathLike, *,
+                      score_name: str, title: str | None = None, bins: int = 50) -> str:
+  """Histogram of a score over all training examples, with the coreset's share of each
+  bin drawn over it: where on the score axis the coreset comes from."""
+  values = np.asarray(all_scores, np.float64)
+  chosen = np.asarray(coreset_scores, np.float64)
+  finite = values[np.isfinite(values)]
+  edges = np.histogram_bin_edges(finite, bins=bins) if finite.size else bins
+  figure = _new_figure(5.5, 3.6)
+  ax = figure.subplots()
+  ax.hist(finite, bins=edges, color="lightgray", edgecolor="gray", linewidth=0.3,
+          label=f"all training examples (n = {finite.size})")
+  ax.hist(chosen[np.isfinite(chosen)], bins=edges, color="tab:blue", alpha=0.8,
+          label=f"coreset (n = {chosen.size})")
+  ax.set_xlabel(score_name)
+  ax.set_ylabel("examples")
+  ax.legend(fontsize="small")
+  if title:
+    ax.set_title(title)
+  return _save_atomically(figure, path)
+
+
+def strata_allocation(stratum_sizes: Any, allocation: Any, path: str | os.PathLike, *,
+                      lower: float, upper: float, score_name: str,
+                      title: str | None = None) -> str:
+  """Coverage-centric selection's strata: examples in each equal-width stratum of the
+  score (after the hard-example cutoff) and how many the coreset takes from it."""
+  sizes = np.asarray(stratum_sizes, np.float64)
+  taken = np.asarray(allocation, np.float64)
+  edges = np.linspace(lower, upper, len(sizes) + 1)
+  width = np.diff(edges)
+  figure = _new_figure(5.5, 3.6)
+  ax = figure.subplots()
+  ax.bar(edges[:-1], sizes, width=width, align="edge", color="lightgray", edgecolor="gray",
+         linewidth=0.3, label="examples in the stratum")
+  ax.bar(edges[:-1], taken, width=width, align="edge", color="tab:blue", alpha=0.8,
+         label="taken into the coreset")
+  ax.set_yscale("symlog", linthresh=1)
+  ax.set_xlabel(score_name)
+  ax.set_ylabel("examples")
+  ax.legend(fontsize="small")
+  if title:
+    ax.set_title(title)
+  return _save_atomically(figure, path)

@@ -58,17 +58,28 @@ def predictor(state: TrainState) -> Predictor:
 # Random streams of a run. Each is derived from the seed by its own name, so adding a
 # stream never changes the draws of another, and no two streams share a counter.
 # ``params`` initialises the model; the ``DEVICE_STREAMS`` live in ``TrainState.rngs``;
-# ``selection`` and ``tie_break`` are derived where they are used (epoch selection).
+# ``selection`` and ``tie_break`` are derived where they are used (epoch selection);
+# ``coreset`` draws one-shot host-side selections (``host_rng``).
 DEVICE_STREAMS = ("dropout", "augmentation", "mixing")
-STREAMS = ("params", *DEVICE_STREAMS, "selection", "tie_break")
+STREAMS = ("params", *DEVICE_STREAMS, "selection", "tie_break", "coreset")
+
+
+def _stream_id(name: str) -> int:
+  if name not in STREAMS:
+    raise ValueError(f"unknown random stream {name!r}; valid: {', '.join(STREAMS)}")
+  return zlib.crc32(name.encode()) % 2**31
 
 
 def stream_key(seed, name: str) -> jax.Array:
   """The key of stream ``name`` of run ``seed`` (an int, or an int32 array inside jit):
   ``fold_in(PRNGKey(seed), crc32(name) mod 2**31)``."""
-  if name not in STREAMS:
-    raise ValueError(f"unknown random stream {name!r}; valid: {', '.join(STREAMS)}")
-  return jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(name.encode()) % 2**31)
+  return jax.random.fold_in(jax.random.PRNGKey(seed), _stream_id(name))
+
+
+def host_rng(seed: int, name: str) -> np.random.Generator:
+  """A numpy generator for host-side draws of stream ``name`` of run ``seed`` (one-shot
+  selections on the host): ``default_rng([seed, crc32(name) mod 2**31])``."""
+  return np.random.default_rng([int(seed), _stream_id(name)])
 
 
 def _init_compiler_options() -> dict | None:

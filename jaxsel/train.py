@@ -157,6 +157,7 @@ def _method_and_plan(config, dataset):
       num_epochs=config.train.num_epochs, num_train_steps=config.train.num_train_steps,
       examples_in_epoch=method.examples_in_epoch, batch_size=config.train.batch_size,
       drop_remainder=config.train.drop_remainder)
+  method.plan = plan
   return method, plan
 
 

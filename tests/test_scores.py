@@ -85,3 +85,31 @@ def test_registry():
     scores.get_score("no_such_score")
   assert str(info.value).startswith("unknown score.name 'no_such_score'; valid: ")
   assert "entropy" in str(info.value).split("valid: ")[1].split(", ")
+
+
+# K = 3 rows with hand-computed softmax: logits log(p) give p exactly (up to float32).
+MARGIN_LOGITS = jnp.log(jnp.asarray([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.25, 0.25, 0.5]],
+                                    jnp.float32))
+MARGIN_LABELS = jnp.asarray([0, 0, 2], jnp.int32)
+
+
+def test_probability_margin_by_hand():
+  # 0.7 − 0.2; 0.2 − 0.5 (misclassified: negative); 0.5 − 0.25.
+  np.testing.assert_allclose(scores.probability_margin(MARGIN_LOGITS, MARGIN_LABELS),
+                             [0.5, -0.3, 0.25], atol=1e-6)
+
+
+def test_logit_margin_by_hand():
+  # log 0.7 − log 0.2 = 1.2527630; log 0.2 − log 0.5 = −0.9162907; log 0.5 − log 0.25 = log 2.
+  np.testing.assert_allclose(scores.logit_margin(MARGIN_LOGITS, MARGIN_LABELS),
+                             [1.2527630, -0.9162907, 0.6931472], rtol=1e-6)
+  # Ties among the other classes and a label at the last position are handled.
+  np.testing.assert_allclose(scores.logit_margin(jnp.asarray([[1.0, 1.0, 3.0]]),
+                                                 jnp.asarray([2])), [2.0])
+
+
+def test_el2n_by_hand():
+  # sqrt(0.3² + 0.2² + 0.1²) = 0.3741657; sqrt(0.8² + 0.5² + 0.3²) = 0.9899495;
+  # sqrt(0.25² + 0.25² + 0.5²) = 0.6123724.
+  np.testing.assert_allclose(scores.el2n(MARGIN_LOGITS, MARGIN_LABELS),
+                             [0.3741657, 0.9899495, 0.6123724], rtol=1e-5)

@@ -8,11 +8,15 @@ under ``configs/papers/`` and tests.
 import ml_collections
 
 from jaxsel.methods.base import EpochChoice, FullData, Method
+from jaxsel.methods.coreset import Coreset
+from jaxsel.methods.dynamics import TrainingDynamics
 from jaxsel.methods.prioritization import Prioritization
 
 METHODS: dict[str, type[Method]] = {
     FullData.name: FullData,
     Prioritization.name: Prioritization,
+    TrainingDynamics.name: TrainingDynamics,
+    Coreset.name: Coreset,
 }
 
 
@@ -29,5 +33,5 @@ def default_config(name: str) -> ml_collections.ConfigDict:
   return get_method(name).default_config()
 
 
-__all__ = ["EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
-           "default_config", "get_method"]
+__all__ = ["Coreset", "EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
+           "TrainingDynamics", "default_config", "get_method"]

@@ -23,17 +23,19 @@ method keeps no other state that changes during training.
 """
 
 import abc
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
+import jax
 import ml_collections
 import numpy as np
 
-from jaxsel import compilation, steps, trackers
+from jaxsel import compilation, selection, steps, trackers
 from jaxsel.data import Dataset, iterators
 from jaxsel.durations import TrainingPlan
-from jaxsel.state import TrainState
+from jaxsel.state import TrainState, stream_key
 
 
 class EpochChoice(NamedTuple):
@@ -55,6 +57,16 @@ class EpochChoice(NamedTuple):
 
 def no_costs() -> dict[str, float]:
   return {"scoring_seconds": 0.0, "selection_seconds": 0.0, "examples_scored": 0}
+
+
+@functools.partial(jax.jit, static_argnames=("num_ids", "by_index"))
+def tie_break(seed, ids, *, num_ids: int, by_index: bool) -> jax.Array:
+  """Tie-break ranks of ``ids``: one fixed permutation of all ``num_ids`` ids per run, from
+  the seed's ``tie_break`` stream (or the ids themselves, ``by_index``), shared by every
+  selector of the run (ALGORITHMS.md 0.1). Lower ranks come first among equal scores."""
+  ranks = selection.tie_break_ranks(stream_key(seed, "tie_break"), num_ids,
+                                    by_index=by_index)
+  return ranks[ids]
 
 
 def full_pass_plan(config: ml_collections.ConfigDict,
@@ -87,6 +99,9 @@ class Method(abc.ABC):
   # Forward passes the train step makes per trained example (a second, clean view of
   # mixed inputs costs one more); counted in ``examples_forwarded``.
   forwards_per_trained_example: int = 1
+  # The run's plan (epochs and their steps); set by the loop, from ``examples_in_epoch``,
+  # before ``trackers``, ``initial_method_state`` and ``make_train_step`` are called.
+  plan: TrainingPlan | None = None
 
   @classmethod
   def default_config(cls) -> ml_collections.ConfigDict:

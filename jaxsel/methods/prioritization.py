@@ -57,13 +57,6 @@ def _entropy_table(logits, labels):
   return {SCORE_TABLE: scores.entropy(logits)}
 
 
-@functools.partial(jax.jit, static_argnames=("num_ids", "by_index"))
-def _tie_break(seed, train_ids, *, num_ids: int, by_index: bool):
-  """Tie-break ranks of the training ids: one fixed permutation of all ids per run."""
-  ranks = selection.tie_break_ranks(stream_key(seed, "tie_break"), num_ids, by_index=by_index)
-  return ranks[train_ids]
-
-
 # Key, selection and the map back to sorted example ids run as one compiled call: per-epoch
 # dispatches cost as much as the work on a 2-core CPU. Module-level with the selector and k
 # static, so every run in a process with the same selector and subset size shares it.
@@ -199,7 +192,7 @@ class Prioritization(base.Method):
     """(jitted selection, its array arguments, its static arguments) for ``epoch``."""
     if self._device_train_ids is None:
       self._device_train_ids = jnp.asarray(self.train_ids)
-      self._tie_break_ranks = _tie_break(
+      self._tie_break_ranks = base.tie_break(
           np.int32(self.config.seed), self._device_train_ids, num_ids=len(self.dataset.pool),
           by_index=self.config.method.tie_break == "index")
     arrays = dict(seed=np.int32(self.config.seed), epoch=np.int32(epoch),
