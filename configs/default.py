@@ -36,7 +36,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict(dict(
       name="cnn1d",
-      kwargs=ml_collections.ConfigDict(dict(conv_impl="auto")),
+      # The model's options. Listed so that --config.model.kwargs.channels=64 works on the
+      # locked config; a config choosing another model replaces the whole section.
+      kwargs=ml_collections.ConfigDict(dict(conv_impl="auto", channels=25,
+                                            use_batchnorm=False)),
   ))
 
   # Which examples each epoch trains on: a method family and its own settings.

@@ -16,18 +16,14 @@ whose workdir already holds ``summary.json`` is not run again, so an interrupted
 resumes where it stopped. Each run is equivalent to the command printed in the table file.
 """
 
-import contextlib
-import csv
-import io
-import os
 import time
 
 from absl import app, flags, logging
 
 from configs.papers import calib_prioritization as paper
-from jaxsel import files, train
-from jaxsel.data import loading
 from experiments import calib_prioritization_report as report
+from experiments import grid
+from jaxsel import files, train
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/calib_prioritization",
                                "Parent directory of the runs.")
@@ -42,40 +38,28 @@ TARGET_ARG = f"{DATASET},target_model"
 
 
 def run_dir(arg: str, seed: int) -> str:
-  return os.path.join(_WORKDIR.value, arg.replace(",", "_"), f"seed{seed}")
+  return grid.run_dir(_WORKDIR.value, arg, seed)
 
 
 def command(arg: str, seed: int, target_path: str | None) -> str:
-  parts = ["python -m jaxsel.main", f"--config={CONFIG_FILE}:{arg}",
-           f"--workdir={run_dir(arg, seed)}", f"--config.seed={seed}"]
-  if target_path:
-    parts.append(f"--config.method.target.path={target_path}")
-  return " ".join(parts)
+  overrides = {"method.target.path": target_path} if target_path else {}
+  return grid.command(CONFIG_FILE, arg, seed, run_dir(arg, seed), overrides)
 
 
 def _run(arg: str, seed: int, dataset, target_path: str | None) -> dict:
   config = paper.get_config(arg)
   with config.unlocked():
     config.seed = seed
-    config.progress_bar = "off"
     if target_path:
       config.method.target.path = target_path
-  with contextlib.redirect_stdout(io.StringIO()):  # one line per run instead of per epoch
-    return train.train_and_evaluate(config, run_dir(arg, seed), dataset=dataset)
-
-
-def _run_wall_seconds(workdir: str) -> float:
-  """Wall time of a finished run: from its config.json (written when training starts) to
-  its summary.json (written last), so also right for runs done by an earlier invocation."""
-  return (os.path.getmtime(os.path.join(workdir, "summary.json"))
-          - os.path.getmtime(os.path.join(workdir, "config.json")))
+  return grid.run(config, run_dir(arg, seed), dataset)
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   seeds = [int(s) for s in _SEEDS.value]
-  dataset = loading.load_dataset(paper.get_config(DATASET).dataset.name)
+  dataset = train.load_data(paper.get_config(DATASET))
   jobs = []  # (arg, seed, needs_target)
   if "2" in _TABLES.value:
     jobs.append((TARGET_ARG, 0, False))
@@ -85,30 +69,18 @@ def main(argv):
       jobs.append((arg, seed, is_table2))
   target_path = run_dir(TARGET_ARG, 0)
 
-  start = time.perf_counter()
-  results, ran, ran_seconds = [], 0, 0.0
-  for number, (arg, seed, needs_target) in enumerate(jobs, 1):
+  results, progress = [], grid.Progress(len(jobs))
+  for arg, seed, needs_target in jobs:
     run_start = time.perf_counter()
-    finished = os.path.exists(os.path.join(run_dir(arg, seed), "summary.json"))
+    finished = grid.is_done(run_dir(arg, seed))
     summary = _run(arg, seed, dataset, target_path if needs_target else None)
-    seconds = time.perf_counter() - run_start
-    if not finished:
-      ran, ran_seconds = ran + 1, ran_seconds + seconds
-    # A rough estimate: later cells are smaller subsets than the mean so far.
-    remaining = ran_seconds / max(ran, 1) * (len(jobs) - number)
-    status = "done earlier" if finished else f"{seconds:.0f} s"
-    print(f"[{number}/{len(jobs)}] {arg} seed {seed}: test acc "
-          f"{summary['test_accuracy']:.2f} %  ECE {summary['test_ece']:.2f} %  "
-          f"({status}; ~{remaining / 60:.0f} min left)", flush=True)
+    progress.done(f"{arg} seed {seed}", summary, time.perf_counter() - run_start,
+                  earlier=finished)
     results.append({"arg": arg, "seed": seed, "summary": summary,
                     "command": command(arg, seed, target_path if needs_target else None),
-                    "wall_seconds": _run_wall_seconds(run_dir(arg, seed))})
+                    "wall_seconds": grid.wall_seconds(run_dir(arg, seed))})
 
-  rows = report.rows(results)
-  with files.atomic_output(_OUTPUT.value + ".csv") as tmp, open(tmp, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  grid.write_csv(_OUTPUT.value + ".csv", report.rows(results))
   figures = report.figures(results, _OUTPUT.value)
   grid_minutes = sum(r["wall_seconds"] for r in results) / 60
   files.write_text(_OUTPUT.value + ".md", report.markdown(

@@ -6,13 +6,13 @@
 ``mnist1d,none,10,random`` (the random-subset baseline).
 """
 
-import collections
 import os
 import statistics
 
 import numpy as np
 
 from configs.papers import calib_prioritization as paper
+from experiments import grid as grid_lib
 from jaxsel import plotting
 
 CALIBRATION_NAMES = {"none": "cross-entropy", "label_smoothing": "label smoothing",
@@ -61,19 +61,10 @@ def _parse(arg: str) -> dict:
 
 def cells(results) -> dict[str, dict]:
   """Config argument -> {'summaries': [...], 'commands': [...], **parsed argument}."""
-  grouped = collections.OrderedDict()
-  for result in results:
-    cell = grouped.setdefault(result["arg"], {**_parse(result["arg"]), "summaries": [],
-                                              "commands": [], "seeds": []})
-    cell["summaries"].append(result["summary"])
-    cell["commands"].append(result["command"])
-    cell["seeds"].append(result["seed"])
-  return grouped
+  return {arg: {**_parse(arg), **cell} for arg, cell in grid_lib.cells(results).items()}
 
 
-def _stats(cell, key) -> tuple[float, float]:
-  values = [s[key] for s in cell["summaries"]]
-  return statistics.fmean(values), statistics.pstdev(values)
+_stats = grid_lib.stats
 
 
 def _hparam(cell) -> str:

@@ -310,3 +310,23 @@ def strata_allocation(stratum_sizes: Any, allocation: Any, path: str | os.PathLi
   if title:
     ax.set_title(title)
   return _save_atomically(figure, path)
+
+
+def line_panels(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                path: str | os.PathLike, *, xlabel: str, ylabel: str) -> str:
+  """Side-by-side panels of lines: ``(title, series)`` per panel, each series a mapping
+  with ``label``, ``x``, ``y`` and optionally ``yerr`` (error bars), ``color``,
+  ``linestyle``."""
+  figure = _new_figure(5.0 * len(panels) + 0.5, 4.2, wspace=0.25)
+  axes = figure.subplots(1, len(panels), squeeze=False)[0]
+  for ax, (title, series) in zip(axes, panels):
+    for line in series:
+      ax.errorbar(line["x"], line["y"], yerr=line.get("yerr"), label=line["label"],
+                  color=line.get("color"), linestyle=line.get("linestyle", "-"),
+                  marker="o", markersize=4, capsize=3)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+  return _save_atomically(figure, path)

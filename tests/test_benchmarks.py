@@ -44,3 +44,15 @@ def test_run_overhead_runs_and_prints_both_targets(mnist1d_dir, capsys):
   # The three settings trained the same model: one test accuracy.
   assert len(out.split("test accuracy (identical in every run): [")[1].split("]")[0]
              .split(",")) == 1
+
+
+def test_coreset_overhead_runs_and_prints_its_ratios(mnist1d_dir, capsys):
+  from benchmarks import coreset_overhead  # pylint: disable=import-outside-toplevel
+  coreset_overhead.main(["--epochs=2", "--dataset=mnist1d", f"--data_dir={mnist1d_dir}"])
+  out = capsys.readouterr().out
+  assert "epoch with training dynamics / plain epoch" in out
+  assert "post-training scoring pass / training epoch" in out
+  assert "CCS, β = 0.3, 50 strata" in out
+  # The tracker does not change training: both runs end with the same test accuracy.
+  plain, dynamics = out.split("changes no number): ")[1].split(", ")
+  assert plain.split()[-1] == dynamics.split()[-1]

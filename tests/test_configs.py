@@ -90,3 +90,46 @@ def test_default_config_takes_a_method_name():
 def test_bad_arguments_name_the_valid_values(arg, message):
   with pytest.raises(ValueError, match=message):
     paper.get_config(arg)
+
+
+def test_coverage_centric_coreset_configs_follow_the_paper():
+  from configs.papers import coverage_centric_coreset as ccs  # pylint: disable=import-outside-toplevel
+  scores = ccs.get_config("cifar10,scores")
+  assert (scores.method.name, scores.train.num_epochs, scores.model.name) == (
+      "training_dynamics", 200, "resnet18")
+  assert (scores.train.batch_size, scores.train.drop_remainder) == (256, False)
+  assert (scores.optimizer.learning_rate, scores.optimizer.nesterov,
+          scores.optimizer.weight_decay) == (0.1, True, 5e-4)
+  assert (scores.schedule.name, scores.schedule.unit, scores.schedule.end_learning_rate) == (
+      "cosine", "step", 1e-4)
+  assert (scores.augmentation.name, scores.augmentation.pad_mode) == ("crop_flip", "reflect")
+  assert scores.dataset.train_fraction == 1.0  # all 50,000 training images
+  coreset = ccs.get_config("cifar10,ccs,90")
+  assert coreset.method.name == "coreset" and coreset.train.num_train_steps == 40_000
+  assert (coreset.method.rule, coreset.method.beta, coreset.method.pruning_rate) == (
+      "ccs", 0.3, 0.9)
+  assert ccs.get_config("cifar10,ccs,30").method.beta == 0.0
+  forgetting = ccs.get_config("mnist1d,forgetting,50").method
+  assert (forgetting.rule, forgetting.key, forgetting.descending) == (
+      "monotonic", "forgetting", True)
+  aum = ccs.get_config("mnist1d,aum,70").method
+  assert (aum.key, aum.descending) == ("accumulated_margin", False)
+  assert len(ccs.sweep("mnist1d", seeds=(0, 1, 2))) == 6 * 5 * 3
+  for arg, _ in ccs.sweep("mnist1d", seeds=(0,)):
+    config = ccs.get_config(arg)
+    if config.method.rule != "random":
+      config = override(config, **{"method.scores_path": "runs/scores"})
+    config_checks.check_config(config)
+  config_checks.check_config(ccs.get_config("mnist1d,scores"))
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("imagenet,scores", "unknown dataset 'imagenet'"),
+    ("cifar10,moderate,90", "unknown method 'moderate'"),
+    ("cifar10,ccs,60", "unknown pruning percent '60'"),
+    ("cifar10,ccs", "must be DATASET,scores or DATASET,METHOD,PRUNING_PERCENT"),
+])
+def test_coverage_centric_coreset_bad_arguments(arg, message):
+  from configs.papers import coverage_centric_coreset as ccs  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match=message):
+    ccs.get_config(arg)

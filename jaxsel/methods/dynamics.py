@@ -80,7 +80,9 @@ class TrainingDynamics(base.Method):
   def finish(self, state, data, workdir, *, fingerprint, num_epochs) -> dict:
     tables = dynamics.scores(jax.device_get(state.trackers["dynamics"]), ids=self.train_ids,
                              never_learned_value=self.config.method.never_learned_value)
+    watch = base.Stopwatch()
     tables.update(self.final_scores(state, data))
+    final_scoring_seconds = watch.seconds()
     tables["label"] = self.dataset.pool.labels[self.train_ids].astype(np.int32)
     path = artifacts.save(workdir, artifacts.ScoreFile(
         example_ids=self.train_ids, tables=tables, fingerprint=fingerprint,
@@ -94,4 +96,6 @@ class TrainingDynamics(base.Method):
     never_learned = float(np.mean(tables["never_learned"]))
     unforgettable = float(np.mean((tables["forgetting"] == 0) & ~tables["never_learned"]))
     return {"scores_path": path, "never_learned_fraction": never_learned,
-            "unforgettable_fraction": unforgettable}
+            "unforgettable_fraction": unforgettable,
+            # The eval-mode pass over every training example, compilation excluded.
+            "final_scoring_seconds": final_scoring_seconds}

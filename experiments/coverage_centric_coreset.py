@@ -1,0 +1,111 @@
+"""Table 1 of coverage-centric coreset selection (Zheng et al., ICLR 2023) on MNIST-1D.
+
+    python -m experiments.coverage_centric_coreset
+
+runs, in this process and one after the other (sharing the loaded dataset), with
+``configs/papers/coverage_centric_coreset.py``:
+
+1. one training-dynamics run per seed (``mnist1d,scores``), which writes the seed's scores;
+2. the choice of CCS's β for every pruning rate on the validation split: seed 0's CCS
+   coresets for every β of ``BETA_GRID`` that leaves enough examples, and the β of the best
+   last-step validation accuracy (ties: the smaller β);
+3. every run of the config's ``sweep('mnist1d')``: {random, entropy, forgetting, EL2N, AUM,
+   CCS} × pruning {30, 50, 70, 80, 90} % × 3 seeds, each seed's coresets chosen from that
+   seed's scores, CCS with the chosen β;
+
+then writes ``experiments/results/coverage_centric_coreset_mnist1d.{md,csv}`` and figures. A
+run whose workdir already holds ``summary.json`` is not run again, so an interrupted grid
+resumes where it stopped. Each run is equivalent to the command in the table file.
+"""
+
+import time
+
+from absl import app, flags, logging
+
+from configs.papers import coverage_centric_coreset as paper
+from experiments import coverage_centric_coreset_report as report
+from experiments import grid
+from jaxsel import files, train
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/coverage_centric_coreset",
+                               "Parent directory of the runs.")
+_OUTPUT = flags.DEFINE_string("output",
+                              "experiments/results/coverage_centric_coreset_mnist1d",
+                              "Path prefix of the .md / .csv / figure files.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
+
+DATASET = "mnist1d"
+CONFIG_FILE = "configs/papers/coverage_centric_coreset.py"
+SCORES_ARG = f"{DATASET},scores"
+BETA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def run_dir(arg: str, seed: int, beta: float | None = None) -> str:
+  suffix = "" if beta is None else f"_beta{beta:g}"
+  return grid.run_dir(_WORKDIR.value, arg + suffix, seed)
+
+
+def _run(arg: str, seed: int, dataset, beta: float | None, progress) -> dict:
+  """Runs (or reads) one run (``beta``: CCS's, else None); returns its result record."""
+  workdir = run_dir(arg, seed, beta)
+  config = paper.get_config(arg)
+  overrides = {}
+  with config.unlocked():
+    config.seed = seed
+    if arg != SCORES_ARG:  # a coreset run: chosen from this seed's scores
+      config.method.scores_path = overrides["method.scores_path"] = run_dir(SCORES_ARG, seed)
+    if beta is not None:
+      config.method.beta = overrides["method.beta"] = beta
+  start, finished = time.perf_counter(), grid.is_done(workdir)
+  summary = grid.run(config, workdir, dataset)
+  label = f"{arg} seed {seed}" + ("" if beta is None else f" β={beta:g}")
+  progress.done(label, summary, time.perf_counter() - start, earlier=finished)
+  return {"arg": arg, "seed": seed, "beta": beta, "summary": summary,
+          "command": grid.command(CONFIG_FILE, arg, seed, workdir, overrides),
+          "wall_seconds": grid.wall_seconds(workdir)}
+
+
+def _betas(percent: int) -> list[float]:
+  """The β of the grid that leave at least the coreset after the cutoff (β ≤ pruning)."""
+  return [beta for beta in BETA_GRID if beta <= percent / 100 + 1e-9]
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  seeds = [int(s) for s in _SEEDS.value]
+  dataset = train.load_data(paper.get_config(SCORES_ARG))
+  sweep = paper.sweep(DATASET, seeds=seeds)
+  search = [p for p in paper.PRUNING_PERCENTS for _ in _betas(p)]
+  progress = grid.Progress(len(seeds) + len(search) + len(sweep))
+
+  score_runs = [_run(SCORES_ARG, seed, dataset, None, progress) for seed in seeds]
+  search_runs, chosen_beta = [], {}
+  for percent in paper.PRUNING_PERCENTS:
+    arg = f"{DATASET},ccs,{percent}"
+    runs = [_run(arg, seeds[0], dataset, beta, progress) for beta in _betas(percent)]
+    search_runs += runs
+    best = max(runs, key=lambda r: (r["summary"]["val_accuracy"], -r["beta"]))
+    chosen_beta[percent] = best["beta"]
+  results = []
+  for arg, seed in sweep:
+    method, percent = arg.split(",")[1], int(arg.split(",")[2])
+    if method == "ccs":
+      results.append(_run(arg, seed, dataset, chosen_beta[percent], progress))
+    else:
+      results.append(_run(arg, seed, dataset, None, progress))
+
+  grid.write_csv(_OUTPUT.value + ".csv", report.rows(results, score_runs, search_runs))
+  figures = report.figures(results, search_runs, _OUTPUT.value, chosen_beta=chosen_beta,
+                           strata_dir=run_dir(f"{DATASET},ccs,90", seeds[0],
+                                              chosen_beta[90]))
+  minutes = sum(r["wall_seconds"] for r in score_runs + search_runs + results) / 60
+  files.write_text(_OUTPUT.value + ".md", report.markdown(
+      results, score_runs, search_runs, chosen_beta=chosen_beta, figures=figures,
+      seeds=seeds, grid_minutes=minutes))
+  print(f"wrote {_OUTPUT.value}.md and .csv "
+        f"({len(score_runs) + len(search_runs) + len(results)} runs)")
+
+
+if __name__ == "__main__":
+  app.run(main)
