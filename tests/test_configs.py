@@ -133,3 +133,15 @@ def test_coverage_centric_coreset_bad_arguments(arg, message):
   from configs.papers import coverage_centric_coreset as ccs  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match=message):
     ccs.get_config(arg)
+
+
+def test_model_options_can_be_overridden_on_the_locked_default_config():
+  # What --config.model.kwargs.channels=64 does; a locked config refuses unknown fields.
+  config = default.get_config()
+  config.model.kwargs.channels = 64
+  config.model.kwargs.use_batchnorm = True
+  from jaxsel import models  # pylint: disable=import-outside-toplevel
+  model = models.get_model(config.model.name, num_classes=10, **config.model.kwargs)
+  assert (model.channels, model.use_batchnorm) == (64, True)
+  with pytest.raises(AttributeError):
+    config.model.kwargs.width = 3
