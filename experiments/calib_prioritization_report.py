@@ -380,8 +380,6 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
     lines += [f"![accuracy and ECE against subset size]({figures['vs_subset']})", ""]
   if "reliability_10" in figures:
     lines += [f"![test reliability diagrams, 10 % subsets]({figures['reliability_10']})", ""]
-  lines += ["## Which of the paper's claims hold at this scale", "",
-            "Checked on the means above (3 seeds; differences smaller than the stds are "
-            "not meaningful):", ""]
-  lines += [f"- {claim}" for claim in claims(grid)]
+  lines += grid_lib.claims_section(
+      claims(grid), note="3 seeds; differences smaller than the stds are not meaningful")
   return "\n".join(lines) + "\n"

@@ -247,8 +247,6 @@ def markdown(results, score_runs, search_runs, *, chosen_beta, figures, seeds,
     lines += [f"![test accuracy against pruning rate]({figures['vs_pruning']})", ""]
   if "strata" in figures:
     lines += [f"![CCS strata of the 90 % coreset, seed 0]({figures['strata']})", ""]
-  lines += ["## Which of the paper's claims hold at this scale", "",
-            "Checked on the means above (differences smaller than the seed std are not "
-            "meaningful):", ""]
-  lines += [f"- {claim}" for claim in claims(cells)]
+  lines += grid.claims_section(
+      claims(cells), note="differences smaller than the seed std are not meaningful")
   return "\n".join(lines) + "\n"

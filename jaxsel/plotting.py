@@ -266,6 +266,14 @@ def score_histogram(
   return _save_atomically(figure, path)
 
 
+def _label_axes(ax, *, xlabel: str, ylabel: str, title: str | None) -> None:
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize="small")
+  if title:
+    ax.set_title(title)
+
+
 def coreset_histogram(all_scores: Any, coreset_scores: Any, path: str | os.PathLike, *,
                       score_name: str, title: str | None = None, bins: int = 50) -> str:
   """Histogram of a score over all training examples, with the coreset's share of each
@@ -280,11 +288,7 @@ def coreset_histogram(all_scores: Any, coreset_scores: Any, path: str | os.PathL
           label=f"all training examples (n = {finite.size})")
   ax.hist(chosen[np.isfinite(chosen)], bins=edges, color="tab:blue", alpha=0.8,
           label=f"coreset (n = {chosen.size})")
-  ax.set_xlabel(score_name)
-  ax.set_ylabel("examples")
-  ax.legend(fontsize="small")
-  if title:
-    ax.set_title(title)
+  _label_axes(ax, xlabel=score_name, ylabel="examples", title=title)
   return _save_atomically(figure, path)
 
 
@@ -304,11 +308,7 @@ def strata_allocation(stratum_sizes: Any, allocation: Any, path: str | os.PathLi
   ax.bar(edges[:-1], taken, width=width, align="edge", color="tab:blue", alpha=0.8,
          label="taken into the coreset")
   ax.set_yscale("symlog", linthresh=1)
-  ax.set_xlabel(score_name)
-  ax.set_ylabel("examples")
-  ax.legend(fontsize="small")
-  if title:
-    ax.set_title(title)
+  _label_axes(ax, xlabel=score_name, ylabel="examples", title=title)
   return _save_atomically(figure, path)
 
 
