@@ -96,9 +96,8 @@ def main(argv):
       results.append(_run(arg, seed, dataset, None, progress))
 
   grid.write_csv(_OUTPUT.value + ".csv", report.rows(results, score_runs, search_runs))
-  figures = report.figures(results, search_runs, _OUTPUT.value, chosen_beta=chosen_beta,
-                           strata_dir=run_dir(f"{DATASET},ccs,90", seeds[0],
-                                              chosen_beta[90]))
+  strata_dir = run_dir(f"{DATASET},ccs,90", seeds[0], chosen_beta[90])
+  figures = report.figures(results, _OUTPUT.value, strata_dir=strata_dir)
   minutes = sum(r["wall_seconds"] for r in score_runs + search_runs + results) / 60
   files.write_text(_OUTPUT.value + ".md", report.markdown(
       results, score_runs, search_runs, chosen_beta=chosen_beta, figures=figures,

@@ -83,10 +83,9 @@ def _series(cells, percents) -> list[dict]:
   return series
 
 
-def figures(results, search_runs, prefix: str, *, chosen_beta, strata_dir: str) -> dict:
+def figures(results, prefix: str, *, strata_dir: str) -> dict:
   """Accuracy against pruning rate (ours beside the paper's), and the CCS strata of the
-  90 % coreset of seed 0; returns {name: file name}."""
-  del search_runs, chosen_beta
+  90 % coreset of seed 0 (``strata_dir``'s figure); returns {name: file name}."""
   cells = _cells(results)
   percents = paper.PRUNING_PERCENTS
   paper_series = [{"label": NAMES[m], "x": list(percents), "y": list(PAPER[m]),

@@ -99,6 +99,9 @@ class Method(abc.ABC):
   # Forward passes the train step makes per trained example (a second, clean view of
   # mixed inputs costs one more); counted in ``examples_forwarded``.
   forwards_per_trained_example: int = 1
+  # Whether the trackers see a clean (un-mixed) forward pass instead of the trained one
+  # (see ``steps.make_train_step``).
+  clean_view: bool = False
   # The run's plan (epochs and their steps); set by the loop, from ``examples_in_epoch``,
   # before ``trackers``, ``initial_method_state`` and ``make_train_step`` are called.
   plan: TrainingPlan | None = None
@@ -139,7 +142,8 @@ class Method(abc.ABC):
   def make_train_step(self, **step_kwargs) -> steps.StepFn:
     """The train step; ``step_kwargs`` are the generic pieces (loss, schedule,
     augmentation, mixing) that ``steps.make_train_step`` takes."""
-    return steps.make_train_step(**step_kwargs, tracker=trackers.combine(self.trackers()))
+    return steps.make_train_step(**step_kwargs, tracker=trackers.combine(self.trackers()),
+                                 clean_view=self.clean_view)
 
   def compile_ahead(self, state: TrainState, data) -> None:
     """Starts compiling, on the background thread, what ``choose`` will run."""

@@ -155,8 +155,8 @@ class Prioritization(base.Method):
       self._target = artifacts.load(method.target.path, fingerprint=dataset.fingerprint,
                                     example_ids=dataset.train_ids, required=(table,),
                                     field="method.target.path")
-    self._clean_view = method.score_unmixed_view and config.mixing.name != "none"
-    self.forwards_per_trained_example = 2 if self._clean_view else 1
+    self.clean_view = method.score_unmixed_view and config.mixing.name != "none"
+    self.forwards_per_trained_example = 2 if self.clean_view else 1
     self._refresh = method.score_source == "full_pass" and self._target is None
     self._score_pass = steps.jit_score_chunk(_entropy_table)
     self._device_train_ids = None
@@ -174,10 +174,6 @@ class Prioritization(base.Method):
 
   def trackers(self):
     return {SCORE_TABLE: trackers.last_score(scores.entropy)}
-
-  def make_train_step(self, **step_kwargs):
-    return steps.make_train_step(**step_kwargs, tracker=trackers.combine(self.trackers()),
-                                 clean_view=self._clean_view)
 
   def initial_method_state(self, plan: TrainingPlan):
     method, num_ids = self.config.method, len(self.dataset.pool)
