@@ -13,6 +13,11 @@ The argument names a method family, with its default settings in ``config.method
 
 (``full_data`` when omitted; ``jaxsel.methods.METHODS`` lists them). Paper settings are in
 ``configs/papers/``.
+
+Any method can train on a variant of the training set: ``config.removal`` removes examples
+(a window of an ordering file, or at random) and ``config.noise`` adds label or input
+noise, e.g. ``--config.removal.ordering_path=runs/order/ordering.npz
+--config.removal.remove_n=1000 --config.noise.label_percent=20``.
 """
 
 import ml_collections
@@ -45,6 +50,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Which examples each epoch trains on: a method family and its own settings.
   config.method = methods.default_config(arg or "full_data")
 
+  # Examples removed from the training ids before training, for any method (ALGORITHMS.md
+  # D.6; jaxsel.data.variants). Nothing is removed while remove_n and remove_subsample are 0.
+  config.removal = ml_collections.ConfigDict(dict(
+      # A score file with int32 table `rank` (0 = lowest score) and float32 `score`, made on
+      # this dataset and split; '' = none (random removal needs none).
+      ordering_path="",
+      remove_n=0,  # r: examples removed
+      # k: the removed window is ranks k .. k + r - 1 of the ordering (a window past the end
+      # is an error); -1: remove r at random instead (no ordering).
+      keep_lowest_n=0,
+      # s > 0: remove a random s of the k lowest-ranked instead of the window (remove_n
+      # must then be 0), e.g. part of a block of tied scores.
+      remove_subsample=0,
+  ))
+
+  # Noise on the training examples kept after removal; validation and test stay clean.
+  config.noise = ml_collections.ConfigDict(dict(
+      # % of the training examples whose label is replaced by a uniform other class.
+      label_percent=0.0,
+      # % of each training input's locations (pixels, with one random channel each; the
+      # positions of a 1-d signal) that get additive noise N(value_mean, value_std²).
+      value_percent=0.0,
+      # On the stored scale: 0-255 for uint8 images (the result truncated to an integer);
+      # the signal's own (unnormalised) values for float inputs. 120 is the reference's.
+      value_mean=120.0,
+      value_std=0.0,
+      # wrap: uint8 wrap-around (the reference), for float inputs modulo the training
+      # inputs' [min, max] | clip: to 0-255, or to that [min, max].
+      value_overflow="wrap",
+  ))
+
   # Per-example training loss; each reads only its own hyper-parameter.
   config.loss = ml_collections.ConfigDict(dict(
       name="cross_entropy",  # cross_entropy | label_smoothing | focal
@@ -59,6 +95,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # dataset's mean colour | reflect: mirror the border.
       pad_mode="black",
       flip=True,
+      # L > 0: after the named augmentation, zero (= paint the mean colour) one hole
+      # [c - L//2, c + L//2) per axis around a uniform centre c, clipped (ALGORITHMS.md D.8;
+      # a segment of 1-d signals) | 0: off. Paper: 16 on CIFAR-10.
+      cutout_size=0,
   ))
 
   config.mixing = ml_collections.ConfigDict(dict(
@@ -81,6 +121,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       end_learning_rate=0.0,
       milestone_epochs=(),  # multistep only, e.g. (60, 120, 160)
       decay_factor=0.2,  # multistep only
+      # multistep only. True: each decay one epoch late, as the forgetting reference's
+      # legacy scheduler.step(epoch) (ALGORITHMS.md D.7) | False: at the milestone epochs.
+      late_multistep_decay=False,
   ))
 
   config.train = ml_collections.ConfigDict(dict(

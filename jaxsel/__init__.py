@@ -10,11 +10,17 @@ per-example, jittable):
   ``StepOutputs``, ``last_score``, ``scatter_set``, ``scatter_add``, ``combine``);
 - ``jaxsel.selection``: subset selectors (``top_k``, ``uniform``, ``random_subset``,
   ``descending_order``, ``tie_break_ranks``, ``subset_size``);
-- ``jaxsel.augment``: augmentations and mixings (``crop_flip``, ``mixup``, ``mixed_loss``);
+- ``jaxsel.augment``: augmentations and mixings (``crop_flip``, ``cutout``, ``mixup``,
+  ``mixed_loss``);
+- ``jaxsel.dynamics``: the training-dynamics tracker (``tracker``, ``scores``);
 - ``jaxsel.metrics``: accuracy, NLL, Brier, ECE / MCE / OE from mergeable sums
   (``calibration_sums``, ``summarize``, ``expected_calibration_error``);
 - ``jaxsel.artifacts``: per-run score files (``ScoreFile``, ``save``, ``load``,
-  ``aggregate``).
+  ``aggregate``);
+- ``jaxsel.orderings``: orderings for removal over seeds (``OrderingSpec``, ``build``,
+  ``ordered_ids``);
+- ``jaxsel.data.variants``: removal and noise of a dataset (``kept_ids``, ``label_noise``,
+  ``value_noise``, ``apply``).
 
 ``jaxsel.train.train_and_evaluate(config, workdir)`` runs a whole experiment; method
 families live in ``jaxsel.methods``.

@@ -5,6 +5,9 @@ Two registries, chosen by name from the config:
 - ``AUGMENTATIONS`` (``config.augmentation.name``): per-example transforms
   ``(key, inputs [B, ...], example_ids [B]) -> inputs``; each example's draw is
   ``fold_in(key, example_id)``, independent of the batch it lands in. ``none``, ``crop_flip``.
+  Cutout (``config.augmentation.cutout_size`` > 0) follows the named one: ``crop_flip`` with
+  cutout is the forgetting paper's "augmentation + cutout", ``none`` with cutout is cutout
+  alone.
 - ``MIXINGS`` (``config.mixing.name``): per-batch transforms that blend examples,
   ``(key, inputs, mask) -> Mixed(inputs, positions [B, M], weights [B, M])``: row i of the
   output is made from rows ``positions[i]`` of the batch with ``weights[i]``, and its loss
@@ -18,6 +21,11 @@ the calibration-improving ways to train the selecting model (Thulasidasan et al.
 
 Mixup is applied to the inputs *after* normalisation, i.e. to exactly what the model sees,
 so ``mixup`` does no scaling of its own.
+
+Cutout (DeVries & Taylor, 2017, "Improved Regularization of Convolutional Neural Networks
+with Cutout"; ALGORITHMS.md D.8) zeroes one square hole of the normalised input, i.e. paints
+it with the dataset's mean colour; example forgetting (Toneva et al., 2019) trains its
+removal runs with it.
 
 Randomness. Per-example randomness elsewhere in jaxsel is drawn from
 ``jax.random.fold_in(key, example_id)`` so that an example's draw does not depend on the
@@ -34,6 +42,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxsel.config_errors import is_int, require
 from jaxsel.losses import LossFn
 
 
@@ -155,6 +164,58 @@ def crop_flip(key: jax.Array, images: jax.Array, example_ids: jax.Array, *,
   return jax.vmap(one)(keys, images)
 
 
+# Folded into the key before the example id, so that an example's hole is not drawn from
+# its crop/flip key. It must not be a possible example id (int32 >= 0): fold_in(k, m) is
+# split(k)[m], so with a small constant C example C's crop/flip keys would be examples 0 and
+# 1's cutout keys.
+_CUTOUT_STREAM = np.uint32(0xC07C0A7E)
+
+
+def spatial_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+  """The axes a cutout hole spans: (H, W) of an image [H, W, C], (L,) of a signal [L] or
+  [L, C] (like MNIST-1D's [40]); the channels share the hole. () for any other rank."""
+  input_shape = tuple(input_shape)
+  if len(input_shape) == 3:
+    return input_shape[:2]
+  if len(input_shape) in (1, 2):
+    return input_shape[:1]
+  return ()
+
+
+def cutout_mask(centre: jax.Array, shape: Sequence[int], size: int) -> jax.Array:
+  """bool [*shape]: True inside the hole of side ``size`` centred at ``centre`` (int [D],
+  one coordinate per axis of ``shape``).
+
+  Along every axis the hole covers [c − size//2, c + size//2) clipped to the axis, the
+  reference's rule (``Cutout/util/cutout.py``): a hole at the border is smaller, and an odd
+  ``size`` gives side ``size − 1``.
+  """
+  half = size // 2
+  centre = jnp.asarray(centre).reshape(-1, *(1,) * len(shape))
+  coords = jnp.indices(tuple(shape))  # [D, *shape]
+  return jnp.all((coords >= centre - half) & (coords < centre + half), axis=0)
+
+
+def cutout(key: jax.Array, inputs: jax.Array, example_ids: jax.Array, *,
+           size: int) -> jax.Array:
+  """Zeroes one hole of side ``size`` (see ``cutout_mask``) in each example.
+
+  inputs: [B, H, W, C] images (a square hole) or [B, L] / [B, L, C] signals (a segment),
+  already normalised, so zero is the dataset's mean. The centre is uniform over all
+  positions, and the same hole covers every channel. Each example's centre is drawn from
+  ``fold_in(fold_in(key, _CUTOUT_STREAM), example_id)``: independent of the batch it lands
+  in and of the example's crop/flip draw under the same key.
+  """
+  spatial = spatial_shape(inputs.shape[1:])
+  stream = jax.random.fold_in(key, _CUTOUT_STREAM)
+  keys = jax.vmap(lambda i: jax.random.fold_in(stream, i))(example_ids)
+  centres = jax.vmap(lambda k: jax.random.randint(k, (len(spatial),), 0,
+                                                  jnp.asarray(spatial)))(keys)
+  holes = jax.vmap(lambda c: cutout_mask(c, spatial, size))(centres)
+  holes = holes.reshape(*holes.shape, *(1,) * (inputs.ndim - holes.ndim))  # channels
+  return jnp.where(holes, jnp.zeros((), inputs.dtype), inputs)
+
+
 AugmentFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 AUGMENTATIONS = ("none", "crop_flip")
 PAD_MODES = ("black", "mean", "reflect")
@@ -164,20 +225,27 @@ def _is_image(input_shape) -> bool:
   return len(input_shape) == 3
 
 
-def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence[int],
-                     normalized_black: np.ndarray | None = None) -> AugmentFn | None:
-  """``config.augmentation`` -> a per-example transform, or None for ``none``.
+def check_cutout_size(size, input_shape: Sequence[int] | None = None) -> None:
+  """ValueError naming ``augmentation.cutout_size`` unless it is 0 (off) or an integer in
+  [2, the inputs' largest side] (checked only given ``input_shape``). A size of 1 is refused
+  because its hole, [c, c), is empty; a larger size than the input's sides is refused as a
+  mistake, since a hole that wide, centred, already blanks the whole input."""
+  require(is_int(size) and (size == 0 or size >= 2), "augmentation.cutout_size",
+          "0 (off) or an integer >= 2", size)
+  if size == 0 or input_shape is None:
+    return
+  spatial = spatial_shape(input_shape)
+  require(bool(spatial), "augmentation.cutout_size",
+          f"0 for inputs of shape {tuple(input_shape)} (cutout needs images [H, W, C] or "
+          "signals [L] / [L, C])", size)
+  require(size <= max(spatial), "augmentation.cutout_size",
+          f"at most {max(spatial)}, the largest side of this dataset's inputs "
+          f"{tuple(input_shape)}", size)
 
-  ``normalized_black``: float [C], the value black pixels have after normalisation (the
-  padding of ``pad_mode='black'``). Raises ValueError naming the field for an unknown name
-  or pad mode, or an augmentation that does not apply to inputs of ``input_shape``.
-  """
+
+def _crop_flip_from_config(config: ml_collections.ConfigDict, input_shape: Sequence[int],
+                           normalized_black: np.ndarray | None) -> AugmentFn:
   name = config.name
-  if name not in AUGMENTATIONS:
-    raise ValueError(f"unknown config.augmentation.name {name!r}; valid: "
-                     f"{', '.join(AUGMENTATIONS)}")
-  if name == "none":
-    return None
   if not _is_image(input_shape):
     raise ValueError(f"config.augmentation.name={name!r} needs images [H, W, C]; this "
                      f"dataset's inputs have shape {tuple(input_shape)}. Valid here: none")
@@ -197,6 +265,36 @@ def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence
       crop_flip, padding=config.crop_padding,
       pad_mode="reflect" if config.pad_mode == "reflect" else "constant",
       pad_value=pad_value, flip=bool(config.flip))
+
+
+def _then(first: AugmentFn, second: AugmentFn, key: jax.Array, inputs: jax.Array,
+          example_ids: jax.Array) -> jax.Array:
+  # Both get the same key: each keeps the draws it would make alone.
+  return second(key, first(key, inputs, example_ids), example_ids)
+
+
+def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence[int],
+                     normalized_black: np.ndarray | None = None) -> AugmentFn | None:
+  """``config.augmentation`` -> a per-example transform, or None for ``none`` without
+  cutout.
+
+  The named augmentation, then cutout if ``cutout_size`` > 0. ``normalized_black``: float
+  [C], the value black pixels have after normalisation (the padding of
+  ``pad_mode='black'``). Raises ValueError naming the field for an unknown name or pad
+  mode, a bad cutout size, or an augmentation that does not apply to inputs of
+  ``input_shape``.
+  """
+  name = config.name
+  if name not in AUGMENTATIONS:
+    raise ValueError(f"unknown config.augmentation.name {name!r}; valid: "
+                     f"{', '.join(AUGMENTATIONS)}")
+  check_cutout_size(config.cutout_size, input_shape)
+  named = (None if name == "none"
+           else _crop_flip_from_config(config, input_shape, normalized_black))
+  if not config.cutout_size:
+    return named
+  holes = functools.partial(cutout, size=config.cutout_size)
+  return holes if named is None else functools.partial(_then, named, holes)
 
 
 class Mixed(NamedTuple):

@@ -7,10 +7,13 @@ method (``Method.check_config``), and the registries (models, losses, augmentati
 mixings, optimizers) check their own names and hyper-parameters.
 """
 
+import math
+
 import ml_collections
 
 from jaxsel import augment, losses, methods, models, optim
 from jaxsel.config_errors import choice, is_int, is_real, require
+from jaxsel.data import variants
 
 PROGRESS_BAR_MODES = ("auto", "on", "off")
 
@@ -25,6 +28,41 @@ def _period(section: ml_collections.ConfigDict, prefix: str) -> None:
             "an integer >= 0 (0: never)", section[field])
 
 
+def _check_variant(config: ml_collections.ConfigDict) -> None:
+  """``config.removal`` and ``config.noise`` (the dataset variant, ALGORITHMS.md D.6)."""
+  removal, noise = config.removal, config.noise
+  for field in ("remove_n", "remove_subsample"):
+    require(is_int(removal[field]) and removal[field] >= 0, f"removal.{field}",
+            "an integer >= 0", removal[field])
+  lowest = removal.keep_lowest_n
+  require(is_int(lowest) and lowest >= -1, "removal.keep_lowest_n",
+          "an integer >= 0 (the first rank removed), or -1 (random removal)", lowest)
+  require(isinstance(removal.ordering_path, str), "removal.ordering_path",
+          "a path (str; '' = none)", removal.ordering_path)
+  subsample = removal.remove_subsample
+  if subsample > 0:
+    require(subsample <= lowest, "removal.remove_subsample",
+            f"at most config.removal.keep_lowest_n={lowest} (it removes that many of the "
+            "keep_lowest_n lowest-ranked)", subsample)
+    require(removal.remove_n == 0, "removal.remove_n",
+            "0 when config.removal.remove_subsample > 0 (the subsample replaces the "
+            "window)",
+            removal.remove_n)
+  if lowest >= 0 and (removal.remove_n > 0 or subsample > 0):
+    require(bool(removal.ordering_path), "removal.ordering_path",
+            "an ordering file (a score file with table 'rank') when "
+            "config.removal.keep_lowest_n >= 0 and remove_n or remove_subsample > 0 "
+            "(keep_lowest_n=-1: random removal, no ordering)", removal.ordering_path)
+  for field in ("label_percent", "value_percent"):
+    require(is_real(noise[field]) and 0 <= noise[field] <= 100, f"noise.{field}",
+            "in [0, 100]", noise[field])
+  require(is_real(noise.value_mean) and math.isfinite(noise.value_mean), "noise.value_mean",
+          "a finite real", noise.value_mean)
+  require(is_real(noise.value_std) and 0 <= noise.value_std < math.inf, "noise.value_std",
+          "a finite real >= 0", noise.value_std)
+  choice(noise.value_overflow, "noise.value_overflow", variants.OVERFLOWS)
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ``ValueError`` naming the field for every value that cannot work."""
   choice(config.model.name, "model.name", models.MODELS)
@@ -37,6 +75,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   augment.get_mixing(config.mixing)
   choice(config.augmentation.name, "augmentation.name", augment.AUGMENTATIONS)
   choice(config.augmentation.pad_mode, "augmentation.pad_mode", augment.PAD_MODES)
+  augment.check_cutout_size(config.augmentation.cutout_size)  # vs input size: with data
+  late = config.schedule.late_multistep_decay
+  require(isinstance(late, bool), "schedule.late_multistep_decay", "True or False", late)
 
   # Seeds enter jitted code as int32 (one compiled selection for every seed).
   require(is_int(config.seed) and 0 <= config.seed < 2**31, "seed",
@@ -67,6 +108,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   require(is_real(config.checkpoint.every_seconds) and config.checkpoint.every_seconds >= 0,
           "checkpoint.every_seconds", ">= 0 (0: never)", config.checkpoint.every_seconds)
   _positive_int(config.checkpoint.max_to_keep, "checkpoint.max_to_keep")
+  _check_variant(config)
   method.check_config(config)
 
 

@@ -1,5 +1,7 @@
 """One-shot coreset selection on the host: random, monotonic (optionally class-balanced) and
-coverage-centric stratified (CCS; Zheng et al., ICLR 2023; ALGORITHMS.md C.4).
+coverage-centric stratified (CCS; Zheng et al., ICLR 2023; ALGORITHMS.md C.4); and the
+removals of ALGORITHMS.md D.6 (a window of an ordering, random, a random part of the
+lowest-ranked block), which return the positions *kept*.
 
 Every selector returns *positions* into the score arrays it was given (the caller maps them
 to example ids), exactly ``size`` of them, distinct, and the same for the same inputs and
@@ -26,6 +28,40 @@ def _order(scores: np.ndarray, tie_break: np.ndarray, *, descending: bool) -> np
 def random_coreset(rng: np.random.Generator, num_candidates: int, size: int) -> np.ndarray:
   """``size`` positions drawn uniformly without replacement."""
   return np.sort(rng.permutation(num_candidates)[:size])
+
+
+def remove_window(order: np.ndarray, *, start: int, size: int) -> np.ndarray:
+  """The positions kept when the window ``order[start : start + size]`` is removed
+  (ALGORITHMS.md D.6 step 1): ``order`` lists all N positions by ascending score, so this
+  removes ``size`` examples from rank ``start`` on. ``size = 0`` keeps everything. A window
+  past the end is refused, not truncated. Sorted, N − size of them."""
+  order = np.asarray(order)
+  if start < 0 or size < 0 or start + size > len(order):
+    raise ValueError(f"the removal window [{start}, {start + size}) does not fit in the "
+                     f"{len(order)} ranks of the ordering")
+  kept = np.ones(len(order), bool)
+  kept[order[start:start + size]] = False
+  return np.flatnonzero(kept)
+
+
+def remove_random(rng: np.random.Generator, num_candidates: int, size: int) -> np.ndarray:
+  """The positions kept when ``size`` of ``num_candidates`` are removed uniformly at random
+  (D.6 step 2): the first ``num_candidates − size`` of one permutation, sorted."""
+  if not 0 <= size <= num_candidates:
+    raise ValueError(f"cannot remove {size} of {num_candidates} examples")
+  return random_coreset(rng, num_candidates, num_candidates - size)
+
+
+def remove_from_lowest(order: np.ndarray, *, lowest: int, size: int,
+                       rng: np.random.Generator) -> np.ndarray:
+  """The positions kept when ``size`` of the ``lowest`` first-ranked are removed at random
+  (D.6 step 3): a uniform ``lowest − size`` of ``order[:lowest]`` (without replacement)
+  plus all of ``order[lowest:]``. Sorted, N − size of them."""
+  order = np.asarray(order)
+  if not 0 <= size <= lowest <= len(order):
+    raise ValueError(f"cannot remove {size} of the lowest {lowest} of {len(order)} ranks")
+  block = rng.choice(order[:lowest], lowest - size, replace=False)
+  return np.sort(np.concatenate([block, order[lowest:]]))
 
 
 def monotonic(scores: np.ndarray, size: int, *, descending: bool,

@@ -65,6 +65,13 @@ def make_schedule(config: ml_collections.ConfigDict, *,
   E = ``len(epoch_steps)``).
   With ``'step'`` the position is the global step, and a duration given in epochs
   (warm-up, milestones) ends at the first step of that epoch.
+
+  ``schedule.late_multistep_decay`` reproduces the forgetting reference (ALGORITHMS.md D.7,
+  D.10.3): it calls the legacy ``MultiStepLR.step(epoch)`` *after* epoch e, which sets the
+  rate of epoch e + 1 from e, so each decay comes one epoch after its milestone (with
+  milestones (60, 120, 160): lr for epochs 0-60, lr·γ for 61-120, ...). The milestones
+  are then taken as m + 1, also with ``'step'`` (the decay lands on the first step of
+  epoch m + 1).
   """
   sched = config.schedule
   if sched.unit not in SCHEDULE_UNITS:
@@ -95,7 +102,8 @@ def make_schedule(config: ml_collections.ConfigDict, *,
   elif sched.name == "linear":
     decay = optax.linear_schedule(peak, end, transition_steps=max(1, total - warmup))
   else:  # multistep: multiply by decay_factor at each milestone (given in epochs)
-    boundaries = {int(round(to_position(m))) - warmup: sched.decay_factor
+    late = 1 if sched.late_multistep_decay else 0
+    boundaries = {int(round(to_position(m + late))) - warmup: sched.decay_factor
                   for m in sched.milestone_epochs}
     decay = optax.piecewise_constant_schedule(peak, boundaries)
   if warmup == 0:

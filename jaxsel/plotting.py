@@ -330,3 +330,28 @@ def line_panels(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
   return _save_atomically(figure, path)
+
+
+def count_histograms(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                     path: str | os.PathLike, *, xlabel: str, max_count: int | None = None,
+                     log: bool = True) -> str:
+  """Side-by-side panels of histograms of integer counts (e.g. forgetting events), as the
+  fraction of examples at each count: ``(title, series)`` per panel, each series a mapping
+  with ``label`` and ``counts`` (ints >= 0) and optionally ``color``; the series' bars
+  stand side by side. Counts above ``max_count`` are pooled into its bar."""
+  figure = _new_figure(5.0 * len(panels) + 0.5, 3.8, wspace=0.25)
+  axes = figure.subplots(1, len(panels), squeeze=False)[0]
+  for ax, (title, series) in zip(axes, panels):
+    top = max_count if max_count is not None else max(
+        int(np.max(s["counts"], initial=0)) for s in series)
+    width = 0.8 / max(len(series), 1)
+    for i, line in enumerate(series):
+      counts = np.minimum(np.asarray(line["counts"], np.int64), top)
+      fractions = np.bincount(counts, minlength=top + 1) / max(counts.size, 1)
+      ax.bar(np.arange(top + 1) + (i - (len(series) - 1) / 2) * width, fractions,
+             width=width, label=line["label"], color=line.get("color"))
+    if log:
+      ax.set_yscale("log")
+    _label_axes(ax, xlabel=xlabel + (f" ({top} = {top} or more)" if max_count else ""),
+                ylabel="fraction of examples", title=title)
+  return _save_atomically(figure, path)

@@ -59,9 +59,12 @@ def predictor(state: TrainState) -> Predictor:
 # stream never changes the draws of another, and no two streams share a counter.
 # ``params`` initialises the model; the ``DEVICE_STREAMS`` live in ``TrainState.rngs``;
 # ``selection`` and ``tie_break`` are derived where they are used (epoch selection);
-# ``coreset`` draws one-shot host-side selections (``host_rng``).
+# ``coreset`` draws one-shot host-side selections (``host_rng``); ``removal``,
+# ``label_noise`` and ``value_noise`` draw a run's dataset variant on the host
+# (``jaxsel.data.variants``: random removal or the subsample, noisy labels, noisy inputs).
 DEVICE_STREAMS = ("dropout", "augmentation", "mixing")
-STREAMS = ("params", *DEVICE_STREAMS, "selection", "tie_break", "coreset")
+STREAMS = ("params", *DEVICE_STREAMS, "selection", "tie_break", "coreset", "removal",
+           "label_noise", "value_noise")
 
 
 def _stream_id(name: str) -> int:

@@ -235,6 +235,37 @@ def score_chunk(model: Predictor, tables, data, example_ids, mask, *, score_fn):
   return _scan_real_steps(step, tables, example_ids, mask)
 
 
+def per_example_grad_norms(model: Predictor, inputs: jax.Array, labels: jax.Array, *,
+                           loss_fn) -> jax.Array:
+  """‖∇_θ loss_fn(f_θ(x_i), y_i)‖₂ over all parameters, per example: [B].
+
+  Eval mode (BatchNorm running averages, no dropout), one example at a time through
+  ``vmap(grad)``: exact per-example gradients (GraNd), not the last-layer approximation,
+  at a cost of one backward pass per example (small for the models here).
+  """
+  one = jnp.ones((1,), bool)
+
+  def loss_of_one(params, x, y):
+    logits = model.model.apply(_variables(model, params), x[None], train=False, mask=one)
+    return loss_fn(logits, y[None])[0]
+
+  grads = jax.vmap(jax.grad(loss_of_one), in_axes=(None, 0, 0))(model.params, inputs, labels)
+  squares = [jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
+             for g in jax.tree.leaves(grads)]
+  return jnp.sqrt(sum(squares))
+
+
+def grad_norm_chunk(model: Predictor, table, data, example_ids, mask, *, loss_fn):
+  """Writes ``per_example_grad_norms`` of ``example_ids: [S, B]`` into ``table: [N]``."""
+
+  def step(table, ids, step_mask):
+    batch = gather_batch(data, ids, step_mask)
+    norms = per_example_grad_norms(model, batch["inputs"], batch["labels"], loss_fn=loss_fn)
+    return trackers.scatter_set(table, ids, norms, step_mask)
+
+  return _scan_real_steps(step, table, example_ids, mask)
+
+
 def jit_train_chunk(step_fn: StepFn):
   """``(state, sums, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is
   donated (the sums are a few scalars, not worth it)."""
@@ -253,6 +284,11 @@ def _shared_eval_chunk(num_bins: int, reference_binning: bool):
 @functools.lru_cache(maxsize=None)
 def _shared_score_chunk(score_fn):
   return jax.jit(functools.partial(score_chunk, score_fn=score_fn), donate_argnums=1)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_grad_norm_chunk(loss_fn):
+  return jax.jit(functools.partial(grad_norm_chunk, loss_fn=loss_fn), donate_argnums=1)
 
 
 def _as_predictor(model: TrainState | Predictor) -> Predictor:
@@ -285,3 +321,9 @@ def jit_score_chunk(score_fn) -> PredictorPass:
   """``(state, tables, data, ids, mask) -> tables``, jitted (shared across runs); the tables
   are donated. ``score_fn`` must be hashable (a module-level function)."""
   return PredictorPass(_shared_score_chunk(score_fn))
+
+
+def jit_grad_norm_chunk(loss_fn) -> PredictorPass:
+  """``(state, table, data, ids, mask) -> table``: per-example gradient norms, jitted
+  (shared across runs); the table is donated. ``loss_fn`` must be hashable."""
+  return PredictorPass(_shared_grad_norm_chunk(loss_fn))

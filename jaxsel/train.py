@@ -24,7 +24,7 @@ import tqdm
 
 from jaxsel import (augment, checkpoint, compilation, config_checks, durations, evaluation,
                     files, losses, methods, metrics, models, optim, selection, steps)
-from jaxsel.data import iterators, loading
+from jaxsel.data import iterators, loading, variants
 from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
 # Cost accounting, summed over epochs and kept in checkpoints.
@@ -184,10 +184,10 @@ def train_and_evaluate(
   ``dataset``, if given, must be what ``config.dataset`` loads (callers running many
   configs on one dataset pass it to skip re-reading it).
 
-  Outputs: ``config.json``, ``metrics.jsonl`` (one record per epoch), ``checkpoints/``,
-  and at the end ``summary.json``, ``reliability_test.png``, ``curves.png`` and the
-  method's own files. ``on_epoch_end(epoch, record)`` is called after each epoch's record
-  is written.
+  Outputs: ``config.json``, the dataset variant's records (``variants.write_records``),
+  ``metrics.jsonl`` (one record per epoch), ``checkpoints/``, and at the end
+  ``summary.json``, ``reliability_test.png``, ``curves.png`` and the method's own files.
+  ``on_epoch_end(epoch, record)`` is called after each epoch's record is written.
   """
   started = time.perf_counter()
   config_checks.check_config(config)
@@ -201,6 +201,8 @@ def train_and_evaluate(
   timings = {}
   data_start = time.perf_counter()
   dataset = dataset or load_data(config)
+  # Removal and noise (config.removal, config.noise); the same object when none is asked.
+  dataset, variant = variants.apply(config, dataset)
   timings["data_seconds"] = time.perf_counter() - data_start
   config_checks.check_against_data(config, dataset)
   method, plan = _method_and_plan(config, dataset)
@@ -208,6 +210,7 @@ def train_and_evaluate(
   # Written only once every check has passed, so a rejected config leaves nothing behind.
   if not os.path.exists(config_path):
     files.write_json(config_path, json.loads(config.to_json()))
+  variants.write_records(variant, workdir)
 
   model = models.get_model(config.model.name, num_classes=dataset.num_classes,
                            **config.model.kwargs)

@@ -1,4 +1,4 @@
-"""Tests for jaxsel.augment: mixup's λ, pairing, masking and loss."""
+"""Tests for jaxsel.augment: mixup's λ, pairing, masking and loss; crop + flip; cutout."""
 
 import collections
 import functools
@@ -234,3 +234,164 @@ def test_mixed_loss_of_a_mixup_batch_is_the_mixup_loss():
       augment.mixed_loss(losses.cross_entropy, logits, labels, mixed.positions,
                          mixed.weights),
       augment.mixup_loss(losses.cross_entropy, logits, labels, partner, lam), rtol=1e-6)
+
+
+# --- cutout --------------------------------------------------------------------------------
+
+
+def _mask(centre, shape, size):
+  return np.asarray(augment.cutout_mask(jnp.asarray(centre), shape, size)).astype(int)
+
+
+def test_cutout_mask_in_the_middle():
+  # L = 4, half-length 2, centre (2, 3): rows [0, 4), columns [1, 5).
+  np.testing.assert_array_equal(_mask([2, 3], (5, 6), 4), [
+      [0, 1, 1, 1, 1, 0],
+      [0, 1, 1, 1, 1, 0],
+      [0, 1, 1, 1, 1, 0],
+      [0, 1, 1, 1, 1, 0],
+      [0, 0, 0, 0, 0, 0]])
+
+
+def test_cutout_mask_is_clipped_at_the_border():
+  # Centre (0, 0): rows and columns [-2, 2) clip to [0, 2), a 2x2 hole instead of 4x4.
+  np.testing.assert_array_equal(_mask([0, 0], (4, 5), 4), [
+      [1, 1, 0, 0, 0],
+      [1, 1, 0, 0, 0],
+      [0, 0, 0, 0, 0],
+      [0, 0, 0, 0, 0]])
+  # Centre (3, 4), the opposite corner: rows [1, 5) -> [1, 4), columns [2, 6) -> [2, 5).
+  np.testing.assert_array_equal(_mask([3, 4], (4, 5), 4), [
+      [0, 0, 0, 0, 0],
+      [0, 0, 1, 1, 1],
+      [0, 0, 1, 1, 1],
+      [0, 0, 1, 1, 1]])
+
+
+def test_cutout_mask_with_the_papers_size():
+  # D.8: L = 16 on 32x32, half-length 8. Centre (16, 16): rows and columns [8, 24), 256
+  # pixels. Centre (0, 31): rows [-8, 8) -> [0, 8), columns [23, 39) -> [23, 32): 8 x 9.
+  middle = _mask([16, 16], (32, 32), 16)
+  assert middle.sum() == 256 and middle[8:24, 8:24].all()
+  corner = _mask([0, 31], (32, 32), 16)
+  assert corner.sum() == 72 and corner[:8, 23:].all()
+
+
+def test_cutout_mask_odd_size_and_1d():
+  # An odd L = 3 has half-length 1: [c - 1, c + 1), side 2, as the reference.
+  np.testing.assert_array_equal(_mask([1, 2], (3, 4), 3), [
+      [0, 1, 1, 0],
+      [0, 1, 1, 0],
+      [0, 0, 0, 0]])
+  # A segment of a signal: L = 5, c = 3 -> [1, 5); c = 7 -> [5, 9) clipped to [5, 8).
+  np.testing.assert_array_equal(_mask([3], (8,), 5), [0, 1, 1, 1, 1, 0, 0, 0])
+  np.testing.assert_array_equal(_mask([7], (8,), 4), [0, 0, 0, 0, 0, 1, 1, 1])
+
+
+def _normal_images(*shape):
+  return jnp.asarray(np.random.default_rng(1).standard_normal(shape), jnp.float32)
+
+
+_cutout = jax.jit(augment.cutout, static_argnames="size")
+
+
+def _holes(key, ids, shape=(8, 8, 1), size=2):
+  """bool [B, *shape]: where cutout zeroes all-ones inputs of the given ids."""
+  ones = jnp.ones((len(ids), *shape), jnp.float32)
+  return np.asarray(_cutout(key, ones, jnp.asarray(ids), size=size)) == 0
+
+
+def test_cutout_zeroes_the_mask_of_each_example_on_every_channel():
+  # With L = 2 the hole is [c - 1, c + 1) clipped, so c is its last row and column and
+  # the zeros must be exactly cutout_mask(c) on each of the three channels.
+  images = np.asarray(_normal_images(16, 8, 8, 3)) + 10.0  # no zeros of their own
+  out = np.asarray(_cutout(jax.random.PRNGKey(0), jnp.asarray(images), jnp.arange(16),
+                           size=2))
+  for image, result in zip(images, out):
+    zero = result == 0
+    np.testing.assert_array_equal(zero[..., 0], zero[..., 1])
+    np.testing.assert_array_equal(zero[..., 0], zero[..., 2])
+    rows, cols = np.nonzero(zero[..., 0])
+    expected = _mask([rows.max(), cols.max()], (8, 8), 2).astype(bool)
+    np.testing.assert_array_equal(zero[..., 0], expected)
+    np.testing.assert_array_equal(result[~zero], image[~zero])
+
+
+def test_cutout_hole_depends_on_example_id_not_batch():
+  key = jax.random.PRNGKey(4)
+  first = _holes(key, [3, 1, 4, 7])
+  second = _holes(key, [7, 9, 3])
+  np.testing.assert_array_equal(first[0], second[2])  # id 3
+  np.testing.assert_array_equal(first[3], second[0])  # id 7
+  # Centres (the hole's last row and column for L = 2) differ between ids, uniformly over
+  # the 64 pixels: 6400 ids, 100 expected per pixel (sd 10).
+  holes = _holes(key, np.arange(6400))[..., 0]
+  centres = [(np.flatnonzero(h.any(1)).max(), np.flatnonzero(h.any(0)).max()) for h in holes]
+  counts = collections.Counter(centres)
+  assert len(counts) == 64
+  assert 55 < min(counts.values()) and max(counts.values()) < 145, counts
+
+
+def test_cutout_of_signals_is_a_segment():
+  # MNIST-1D inputs are [40]: with L = 8 each hole is one run of at most 8 zeros.
+  fn = augment.get_augmentation(_augmentation_config(cutout_size=8), input_shape=(40,))
+  out = np.asarray(jax.jit(fn)(jax.random.PRNGKey(2), jnp.ones((64, 40)), jnp.arange(64)))
+  lengths = []
+  for row in out == 0:
+    zeros = np.flatnonzero(row)
+    assert np.array_equal(zeros, np.arange(zeros[0], zeros[-1] + 1))  # contiguous
+    lengths.append(len(zeros))
+  # 8 unless the centre c is within 4 of an end: c in [0, 4) or c in (36, 40) clips.
+  assert max(lengths) == 8 and 4 <= min(lengths) < 8
+
+
+def test_crop_flip_then_cutout_keeps_the_crop_flip_draws():
+  images = _normal_images(32, 6, 6, 2) + 10.0
+  ids = jnp.arange(100, 132)
+  key = jax.random.PRNGKey(7)
+  black = np.asarray([-1.0, -2.0], np.float32)
+  both = augment.get_augmentation(
+      _augmentation_config(name="crop_flip", crop_padding=2, cutout_size=4),
+      input_shape=(6, 6, 2), normalized_black=black)
+  out = np.asarray(jax.jit(both)(key, images, ids))
+  crops = np.asarray(augment.crop_flip(key, images, ids, padding=2, pad_value=black))
+  holes = _holes(key, ids, shape=(6, 6, 2), size=4)
+  assert holes[..., 0].any(axis=(1, 2)).all()  # every example has a hole
+  # Exactly the crops of crop_flip alone, with cutout's own holes (drawn from the ids as
+  # for any input) zeroed.
+  np.testing.assert_array_equal(out, np.where(holes, 0.0, crops))
+
+
+def test_cutout_alone_and_off():
+  fn = augment.get_augmentation(_augmentation_config(cutout_size=4), input_shape=(6, 6, 2))
+  key = jax.random.PRNGKey(0)
+  images = _normal_images(5, 6, 6, 2)
+  np.testing.assert_array_equal(fn(key, images, jnp.arange(5)),
+                                augment.cutout(key, images, jnp.arange(5), size=4))
+  assert augment.get_augmentation(_augmentation_config(cutout_size=0),
+                                  input_shape=(6, 6, 2)) is None
+
+
+@pytest.mark.parametrize("size,shape,message", [
+    (-1, (32, 32, 3), r"cutout_size must be 0 \(off\) or an integer >= 2, got -1"),
+    (1, (32, 32, 3), r"cutout_size must be 0 \(off\) or an integer >= 2, got 1"),
+    (True, (32, 32, 3), r"cutout_size must be 0 \(off\) or an integer >= 2, got True"),
+    (33, (32, 32, 3), r"cutout_size must be at most 32, the largest side .* got 33"),
+    (41, (40,), r"cutout_size must be at most 40, the largest side .* got 41"),
+    (2, (2, 4, 4, 1), r"cutout_size must be 0 for inputs of shape \(2, 4, 4, 1\)"),
+])
+def test_cutout_size_refused_with_the_field_named(size, shape, message):
+  with pytest.raises(ValueError, match="config.augmentation." + message):
+    augment.get_augmentation(_augmentation_config(cutout_size=size), input_shape=shape)
+
+
+def test_cutout_size_checked_before_data():
+  from configs import default  # pylint: disable=import-outside-toplevel
+  from jaxsel import config_checks  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match=r"config.augmentation.cutout_size must be .* got 2.5"):
+    augment.check_cutout_size(2.5)
+  config = default.get_config()
+  with config.unlocked():
+    config.augmentation.cutout_size = -3
+  with pytest.raises(ValueError, match=r"config.augmentation.cutout_size .* got -3"):
+    config_checks.check_config(config)

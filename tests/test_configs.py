@@ -135,6 +135,36 @@ def test_coverage_centric_coreset_bad_arguments(arg, message):
     ccs.get_config(arg)
 
 
+def test_example_forgetting_configs_follow_the_paper():
+  from configs.papers import example_forgetting as ef  # pylint: disable=import-outside-toplevel
+  cifar = ef.get_config("cifar10,train")
+  assert (cifar.method.name, cifar.model.name, cifar.train.num_epochs,
+          cifar.train.batch_size) == ("full_data", "resnet18", 200, 128)
+  assert (cifar.optimizer.learning_rate, cifar.optimizer.momentum, cifar.optimizer.nesterov,
+          cifar.optimizer.weight_decay) == (0.1, 0.9, True, 5e-4)
+  assert (cifar.schedule.name, tuple(cifar.schedule.milestone_epochs),
+          cifar.schedule.decay_factor, cifar.schedule.late_multistep_decay) == (
+              "multistep", (60, 120, 160), 0.2, False)
+  assert (cifar.augmentation.name, cifar.augmentation.cutout_size) == ("crop_flip", 16)
+  assert cifar.dataset.train_fraction == 1.0
+  order = ef.get_config("cifar10,order")  # ordering runs: augmentation without cutout
+  assert (order.method.name, order.augmentation.cutout_size) == ("training_dynamics", 0)
+  assert (order.method.never_learned_value, order.method.grad_norm_epoch) == (
+      "presentations", 20)
+  mnist = ef.get_config("mnist,order")
+  assert (mnist.model.name, mnist.train.batch_size, mnist.optimizer.learning_rate,
+          mnist.optimizer.momentum, mnist.optimizer.weight_decay, mnist.schedule.name) == (
+              "mnist_cnn", 64, 0.01, 0.5, 0.0, "constant")
+  assert mnist.model.kwargs.dropout_rate == 0.0  # the README's --no_dropout
+  for dataset in ef.DATASETS:
+    for stage in ef.STAGES:
+      config_checks.check_config(ef.get_config(f"{dataset},{stage}"))
+  with pytest.raises(ValueError, match="unknown stage 'remove'"):
+    ef.get_config("mnist1d,remove")
+  with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+    ef.get_config("svhn,order")
+
+
 def test_model_options_can_be_overridden_on_the_locked_default_config():
   # What --config.model.kwargs.channels=64 does; a locked config refuses unknown fields.
   config = default.get_config()

@@ -104,3 +104,49 @@ def test_per_epoch_trajectories_when_asked():
   np.testing.assert_array_equal(out["correct_by_epoch"], [[1, 1, 0], [0, 1, 0]])
   np.testing.assert_allclose(out["loss_by_epoch"], [[1.0, 0.5, 2.0], [0.0, 0.3, 0.0]])
   assert "correct_by_epoch" not in dynamics.scores(_run())
+
+
+def test_first_learned_and_presentations_needed_to_learn():
+  out = dynamics.scores(_run())
+  # 0: right first (1), last wrong at 3; 1: never right (0), last wrong at 4;
+  # 2: right first at 2, last wrong at 3; 3: right at both (1), never wrong (0); 4: unseen.
+  np.testing.assert_array_equal(out["first_learned"], [1, 0, 2, 1, 0])
+  np.testing.assert_array_equal(out["presentations_needed_to_learn"], [3, 4, 3, 0, 0])
+
+
+def test_relative_loss_increase_by_hand():
+  out = dynamics.scores(_run(relative_delta=0.5))
+  # 0: (2 − .5)/(.5 + .5) = 1.5; 1: (2.5 − 2)/2.5 = .2 beats (2.4 − 2.2)/2.7;
+  # 2: (1.1 − .9)/1.4; 3: constant: 0; 4: unseen: 0.
+  np.testing.assert_allclose(out["max_relative_loss_increase"],
+                             [1.5, 0.2, 0.2 / 1.4, 0.0, 0.0], rtol=1e-5, atol=1e-6)
+
+
+def test_loss_slope_agrees_with_least_squares():
+  out = dynamics.scores(_run())
+  losses = {i: [loss for rows in EPOCHS for j, _, loss in rows if j == i] for i in range(4)}
+  expected = [np.polyfit(np.arange(1, len(losses[i]) + 1), losses[i], 1)[0]
+              for i in range(4)] + [0.0]
+  # 3: constant loss: slope 0; 4: never presented: 0.
+  np.testing.assert_allclose(out["loss_slope"], expected, rtol=1e-5, atol=1e-6)
+  assert expected[3] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_loss_slope_is_stable_over_many_presentations():
+  # 500 presentations of a slowly falling loss around 2.0: the raw-sum formula
+  # (nΣtℓ − ΣtΣℓ) loses most digits in float32; the running co-moment keeps them.
+  n = 500
+  t = np.arange(1, n + 1)
+  rng = np.random.default_rng(0)
+  losses = (2.0 - 1e-4 * t + 0.01 * rng.standard_normal(n)).astype(np.float32)
+  tracker = dynamics.tracker()
+  update = jax.jit(tracker.update)
+  tables = tracker.init(1)
+  for epoch, loss in enumerate(losses):
+    outputs = StepOutputs.of(jnp.zeros(1, jnp.int32), jnp.zeros(1, jnp.int32),
+                             jnp.asarray([[RIGHT, 0.0]]), loss=jnp.asarray([loss]),
+                             epoch=epoch)
+    tables = update(tables, outputs)
+  slope = dynamics.scores(jax.device_get(tables))["loss_slope"][0]
+  expected = np.polyfit(t, losses.astype(np.float64), 1)[0]
+  assert slope == pytest.approx(expected, rel=1e-3)

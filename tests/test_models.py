@@ -47,7 +47,7 @@ def test_unknown_model_lists_valid_names():
   with pytest.raises(ValueError) as err:
     models.get_model("foo", num_classes=10)
   assert str(err.value).startswith("unknown model 'foo'; valid: ")
-  assert {"cnn1d", "cnn2d", "mlp", "resnet18", "resnet34", "resnet50"} <= set(
+  assert {"cnn1d", "cnn2d", "mlp", "mnist_cnn", "resnet18", "resnet34", "resnet50"} <= set(
       str(err.value).split("valid: ")[1].split(", "))
 
 

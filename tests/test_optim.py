@@ -103,3 +103,80 @@ def test_unknown_names_list_valid_ones(field, value, match):
       optim.make_optimizer(config)
     else:
       optim.make_schedule(config, epoch_steps=[1] * config.train.num_epochs)
+
+
+def _forgetting_schedule(late, unit="epoch", epoch_steps=(10,) * 200):
+  config = _config(**{"optimizer.learning_rate": 0.1, "train.num_epochs": len(epoch_steps),
+                      "schedule.name": "multistep", "schedule.unit": unit,
+                      "schedule.milestone_epochs": (60, 120, 160),
+                      "schedule.decay_factor": 0.2, "schedule.late_multistep_decay": late})
+  return optim.make_schedule(config, epoch_steps=list(epoch_steps))
+
+
+EPOCHS = (0, 59, 60, 61, 119, 120, 121, 160, 161, 199)
+
+
+@pytest.mark.parametrize("late,expected", [
+    # At the milestones: 0.1 for epochs 0-59, 0.02 for 60-119, 0.004 for 120-159, then
+    # 0.0008.
+    (False, [0.1, 0.1, 0.02, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008, 0.0008]),
+    # The reference's step(epoch) after epoch e (ALGORITHMS.md D.7): 0.1 for 0-60, 0.02
+    # for 61-120, 0.004 for 121-160, 0.0008 for 161-199.
+    (True, [0.1, 0.1, 0.1, 0.02, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008]),
+])
+def test_multistep_decay_at_or_one_epoch_after_the_milestones(late, expected):
+  schedule = _forgetting_schedule(late)
+  np.testing.assert_allclose([float(schedule(e)) for e in EPOCHS], expected, rtol=1e-6)
+
+
+def test_late_multistep_decay_per_step():
+  # 3 steps per epoch: epoch e starts at step 3e. The decays land on the first step of
+  # epoch 61 (step 183), 121 (363) and 161 (483); without the delay on 180, 360, 480.
+  steps = (179, 180, 182, 183, 359, 360, 362, 363, 479, 480, 482, 483)
+  late = _forgetting_schedule(True, "step", (3,) * 200)
+  np.testing.assert_allclose(
+      [float(late(s)) for s in steps],
+      [0.1, 0.1, 0.1, 0.02, 0.02, 0.02, 0.02, 0.004, 0.004, 0.004, 0.004, 0.0008],
+      rtol=1e-6)
+  on_time = _forgetting_schedule(False, "step", (3,) * 200)
+  np.testing.assert_allclose(
+      [float(on_time(s)) for s in steps],
+      [0.1, 0.02, 0.02, 0.02, 0.02, 0.004, 0.004, 0.004, 0.004, 0.0008, 0.0008, 0.0008],
+      rtol=1e-6)
+
+
+def test_late_multistep_decay_with_epochs_of_different_lengths():
+  # Epochs of 10, 10, 2, 2, 2 steps start at steps 0, 10, 20, 22, 24 (26 in all);
+  # milestones (1, 3) decay late at the starts of epochs 2 and 4: steps 20 and 24.
+  config = _config(**{"optimizer.learning_rate": 1.0, "train.num_epochs": 5,
+                      "schedule.unit": "step", "schedule.name": "multistep",
+                      "schedule.milestone_epochs": (1, 3), "schedule.decay_factor": 0.1,
+                      "schedule.late_multistep_decay": True})
+  schedule = optim.make_schedule(config, epoch_steps=[10, 10, 2, 2, 2])
+  np.testing.assert_allclose([float(schedule(s)) for s in (10, 19, 20, 23, 24, 25)],
+                             [1.0, 1.0, 0.1, 0.1, 0.01, 0.01], rtol=1e-6)
+
+
+@pytest.mark.parametrize("unit", ["epoch", "step"])
+def test_on_time_multistep_is_the_plain_piecewise_constant_schedule(unit):
+  # late_multistep_decay=False builds what make_schedule built before the option existed:
+  # optax's piecewise constant schedule with the milestones' own boundaries.
+  schedule = _forgetting_schedule(False, unit, (3,) * 200)
+  scale = 3 if unit == "step" else 1
+  expected = optax.piecewise_constant_schedule(
+      0.1, {60 * scale: 0.2, 120 * scale: 0.2, 160 * scale: 0.2})
+  positions = jnp.arange(200 * scale + 1)
+  np.testing.assert_array_equal(jax.vmap(schedule)(positions), jax.vmap(expected)(positions))
+
+
+def test_late_multistep_decay_must_be_a_bool():
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from jaxsel import config_checks  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  with config.unlocked():
+    # The field is typed bool; a section replaced wholesale (as paper configs do) is not.
+    config.schedule = ml_collections.ConfigDict(
+        dict(config.schedule.to_dict(), late_multistep_decay=1))
+  with pytest.raises(ValueError, match=r"config.schedule.late_multistep_decay must be True "
+                                       r"or False, got 1"):
+    config_checks.check_config(config)

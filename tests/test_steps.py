@@ -230,3 +230,29 @@ def test_crop_flip_inside_the_train_step_is_the_documented_transform():
   padded_pixels = np.isin(np.asarray(expected_inputs), black)
   assert padded_pixels.any()
   assert not np.isin(np.asarray(images), black).any()
+
+
+def test_grad_norm_pass_is_the_norm_of_each_examples_own_gradient(data):
+  state = _state(use_batchnorm=True)
+  step = jax.jit(_step_fn())
+  for start in range(0, 64, 16):  # move the BatchNorm averages off their initial values
+    ids = jnp.arange(start, start + 16, dtype=jnp.int32)
+    state, _ = step(state, steps.gather_batch(data, ids, jnp.ones(16, bool)), 0)
+  subset = np.asarray([3, 10, 40, 95, 7], np.int32)
+  plan = iterators.full_pass_plan(subset, batch_size=4, steps_per_chunk=1)
+  grad_pass = steps.jit_grad_norm_chunk(losses.cross_entropy)
+  table = jnp.full(NUM_EXAMPLES, -1.0)
+  for ids, mask in plan.chunks():
+    table = grad_pass(state, table, data, ids, mask)
+  table = np.asarray(table)
+
+  def loss_of(params, i):  # one example, eval mode, through the model itself
+    logits = state.apply_fn({"params": params, "batch_stats": state.batch_stats},
+                            data["inputs"][i:i + 1], train=False)
+    return losses.cross_entropy(logits, data["labels"][i:i + 1])[0]
+
+  for i in subset:
+    grads = jax.grad(loss_of)(state.params, int(i))
+    norm = np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(grads)))
+    assert table[i] == pytest.approx(norm, rel=1e-4)
+  assert np.all(np.delete(table, subset) == -1.0)

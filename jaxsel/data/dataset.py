@@ -73,6 +73,10 @@ class Dataset:
   validation_ids: np.ndarray  # int32 [N_val], sorted, disjoint from train_ids
   test: ArraySplit
   normalization: Normalization  # what `pool.inputs` and `test.inputs` were normalised with
+  # True when the source inputs were uint8 images (values 0-255 scaled to [0, 1] before
+  # normalising), so a variant can recover and change the stored values exactly. Not part
+  # of the fingerprint (the inputs themselves are).
+  uint8_inputs: bool = False
 
   @property
   def input_shape(self) -> tuple[int, ...]:

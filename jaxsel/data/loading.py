@@ -373,4 +373,5 @@ def load_dataset(
       validation_ids=validation_ids,
       test=ArraySplit(normalize(test_inputs, normalization), raw['test'][1]),
       normalization=normalization,
+      uint8_inputs=bool(raw['train'][0].dtype == np.uint8),
   )

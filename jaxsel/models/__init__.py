@@ -5,6 +5,11 @@
 returning float32 logits [B, num_classes], or (logits, features [B, D]) with the
 pre-logit activations when ``return_features``. ``mask`` [B] marks real rows
 of a padded batch so BatchNorm statistics ignore the padding.
+
+Models (``MODELS``): ``mlp``; ``cnn1d`` (the MNIST-1D CNN); ``cnn2d`` (a small
+image CNN); ``mnist_cnn`` (the example-forgetting MNIST CNN, 28x28 inputs, optional
+dropout and log-probability outputs); ``resnet18`` / ``resnet34`` / ``resnet50``
+(CIFAR-style ResNets).
 """
 
 import dataclasses
@@ -16,6 +21,7 @@ from jaxsel.models.cnn1d import CNN1D
 from jaxsel.models.cnn2d import CNN2D
 from jaxsel.models.layers import Conv, Dense, BatchNorm, resolve_conv_impl
 from jaxsel.models.mlp import MLP
+from jaxsel.models.mnist_cnn import MnistCNN
 from jaxsel.models.resnet_cifar import (BasicBlock, Bottleneck, ResNet,
                                         ResNet18, ResNet34, ResNet50)
 
@@ -23,6 +29,7 @@ MODELS = {
     "mlp": MLP,
     "cnn1d": CNN1D,
     "cnn2d": CNN2D,
+    "mnist_cnn": MnistCNN,
     "resnet18": ResNet18,
     "resnet34": ResNet34,
     "resnet50": ResNet50,
@@ -55,6 +62,6 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
   return MODELS[name](num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODELS", "get_model", "MLP", "CNN1D", "CNN2D", "ResNet", "ResNet18",
+__all__ = ["MODELS", "get_model", "MLP", "CNN1D", "CNN2D", "MnistCNN", "ResNet", "ResNet18",
            "ResNet34", "ResNet50", "BasicBlock", "Bottleneck", "Conv", "Dense",
            "BatchNorm", "resolve_conv_impl"]

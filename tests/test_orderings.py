@@ -1,0 +1,157 @@
+"""Orderings for removal: hand-made score files with hand-computed aggregates and ranks, a
+real training-dynamics run whose slopes and gradient norms are checked against their
+definitions, and bad input refused naming the flag."""
+
+import numpy as np
+import pytest
+
+from jaxsel import artifacts, orderings, train
+from tests.conftest import with_method
+
+IDS = np.asarray([2, 5, 7, 9], np.int32)
+
+
+def _run_file(tmp_path, seed, **tables):
+  defaults = {"forgetting": np.zeros(4, np.int32), "never_learned": np.zeros(4, bool),
+              "presentations": np.full(4, 10, np.int32)}
+  tables = {**defaults, **tables}
+  return artifacts.save(str(tmp_path / f"seed{seed}.npz"), artifacts.ScoreFile(
+      example_ids=IDS, tables=tables, fingerprint="abc", dataset_name="toy", num_epochs=10,
+      seeds=(seed,), config={}))
+
+
+def test_forgetting_sums_runs_and_counts_never_learned_as_presentations(tmp_path):
+  paths = [
+      _run_file(tmp_path, 0, forgetting=np.asarray([0, 3, 1, 0], np.int32),
+                never_learned=np.asarray([False, False, False, True])),
+      _run_file(tmp_path, 1, forgetting=np.asarray([0, 1, 0, 0], np.int32)),
+  ]
+  ordering = orderings.build(paths, orderings.OrderingSpec(tie_break="index"))
+  # id 9 was never learned in seed 0: 10 presentations + 0 = 10.
+  np.testing.assert_array_equal(ordering.table("score"), [0, 4, 1, 10])
+  np.testing.assert_array_equal(ordering.table("rank"), [0, 2, 1, 3])
+  np.testing.assert_array_equal(orderings.ordered_ids(ordering), [2, 7, 5, 9])
+  assert ordering.seeds == (0, 1)
+  assert ordering.extra["ordering"] == {"key": "forgetting", "aggregation": "sum",
+                                        "tie_break": "index", "tie_break_seed": 0}
+  assert ordering.extra["zero_score_fraction"] == 0.25
+
+
+def test_ties_follow_one_seeded_permutation(tmp_path):
+  paths = [_run_file(tmp_path, 0)]  # every score 0: the order is the tie-break alone
+  by_index = orderings.build(paths, orderings.OrderingSpec(tie_break="index"))
+  np.testing.assert_array_equal(orderings.ordered_ids(by_index), IDS)
+  ranks = {seed: orderings.build(paths, orderings.OrderingSpec(seed=seed)).table("rank")
+           for seed in range(6)}
+  np.testing.assert_array_equal(ranks[0], orderings.build(
+      paths, orderings.OrderingSpec(seed=0)).table("rank"))  # reproducible
+  assert len({tuple(r) for r in ranks.values()}) > 1  # and seeded
+  for rank in ranks.values():
+    np.testing.assert_array_equal(np.sort(rank), np.arange(4))
+
+
+def test_max_loss_increase_options_and_aggregations(tmp_path):
+  paths = [
+      _run_file(tmp_path, 0, max_loss_increase=np.asarray([-0.5, 0.2, 1.0, 0.0], np.float32),
+                max_relative_loss_increase=np.asarray([-0.1, 2.0, 0.5, 0.0], np.float32)),
+      _run_file(tmp_path, 1, max_loss_increase=np.asarray([-0.3, 0.4, -0.2, 0.1], np.float32),
+                max_relative_loss_increase=np.asarray([0.0, 1.0, 3.0, 0.0], np.float32)),
+  ]
+
+  def score(**spec):
+    return orderings.build(paths, orderings.OrderingSpec(key="max_loss_increase", **spec)
+                           ).table("score")
+
+  np.testing.assert_allclose(score(), [-0.8, 0.6, 0.8, 0.1], atol=1e-6)
+  np.testing.assert_allclose(score(clip_at_zero=True), [0.0, 0.6, 1.0, 0.1], atol=1e-6)
+  np.testing.assert_allclose(score(aggregation="mean"), [-0.4, 0.3, 0.4, 0.05], atol=1e-6)
+  np.testing.assert_allclose(score(aggregation="max"), [-0.3, 0.4, 1.0, 0.1], atol=1e-6)
+  np.testing.assert_allclose(score(relative=True), [-0.1, 3.0, 3.5, 0.0], atol=1e-6)
+  spec = orderings.OrderingSpec(key="max_loss_increase", relative=True, clip_at_zero=True)
+  assert spec.describe()["relative"] and spec.describe()["clip_at_zero"]
+
+
+def test_gradient_loss_forms_and_their_default_aggregation(tmp_path):
+  paths = [_run_file(tmp_path, s, loss_slope=np.asarray([-0.2, 0.1, 0.0, -0.1], np.float32),
+                     grad_norm=np.asarray([1.0, 3.0, 2.0, 0.5], np.float32) * (s + 1))
+           for s in range(2)]
+  slope = orderings.build(paths, orderings.OrderingSpec(key="gradient_loss"))
+  np.testing.assert_allclose(slope.table("score"), [-0.4, 0.2, 0.0, -0.2], atol=1e-6)
+  np.testing.assert_array_equal(orderings.ordered_ids(slope), [2, 9, 7, 5])
+  assert slope.extra["ordering"]["gradient_loss_form"] == "trajectory_slope"
+  norm = orderings.build(paths, orderings.OrderingSpec(key="gradient_loss",
+                                                       gradient_loss_form="grad_norm"))
+  np.testing.assert_allclose(norm.table("score"), [1.5, 4.5, 3.0, 0.75])  # mean of ×1, ×2
+  assert norm.extra["ordering"]["aggregation"] == "mean"
+
+
+def test_bad_input_names_the_flag(tmp_path):
+  path = _run_file(tmp_path, 0)
+  with pytest.raises(ValueError, match="unknown --gradient_loss_form 'slope'"):
+    orderings.build([path], orderings.OrderingSpec(key="gradient_loss",
+                                                   gradient_loss_form="slope"))
+  with pytest.raises(ValueError, match="unknown --key 'loss'"):
+    orderings.build([path], orderings.OrderingSpec(key="loss"))
+  with pytest.raises(ValueError, match="unknown --aggregation 'median'"):
+    orderings.build([path], orderings.OrderingSpec(aggregation="median"))
+  with pytest.raises(ValueError, match="grad_norm_epoch"):  # the runs kept no norms
+    orderings.build([path], orderings.OrderingSpec(key="gradient_loss",
+                                                   gradient_loss_form="grad_norm"))
+  with pytest.raises(ValueError, match="distinct seeds"):
+    orderings.build([path, path], orderings.OrderingSpec())
+  other = artifacts.save(str(tmp_path / "other.npz"), artifacts.ScoreFile(
+      example_ids=IDS, tables=artifacts.load(path).tables, fingerprint="xyz",
+      dataset_name="toy", num_epochs=10, seeds=(1,), config={}))
+  with pytest.raises(ValueError, match="fingerprint"):
+    orderings.build([path, other], orderings.OrderingSpec())
+
+
+def test_command_line_writes_the_ordering(tmp_path, capsys):
+  paths = [_run_file(tmp_path, 0, forgetting=np.asarray([2, 0, 1, 0], np.int32))]
+  out = str(tmp_path / "order.npz")
+  orderings.main(["--scores", ",".join(paths), "--out", out, "--tie_break", "index"])
+  np.testing.assert_array_equal(orderings.ordered_ids(artifacts.load(out)), [5, 9, 7, 2])
+  assert "50.0 % have score 0" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def dynamics_run(tmp_path_factory, mnist1d_dir):
+  """4 epochs of training dynamics with trajectories and gradient norms after epoch 2."""
+  from configs import default  # pylint: disable=import-outside-toplevel
+  config = with_method(default.get_config(), "training_dynamics", **{
+      "dataset.data_dir": mnist1d_dir, "model.kwargs": {"channels": 8, "conv_impl": "auto"},
+      "train.num_epochs": 4, "train.batch_size": 64, "progress_bar": "off",
+      "figures": False, "method.per_epoch": True, "method.grad_norm_epoch": 2})
+  workdir = str(tmp_path_factory.mktemp("dynamics"))
+  summary = train.train_and_evaluate(config, workdir)
+  return workdir, summary
+
+
+def test_dynamics_run_records_slopes_first_learned_and_grad_norms(dynamics_run):
+  workdir, summary = dynamics_run
+  scores = artifacts.load(workdir)
+  losses = scores.table("loss_by_epoch").astype(np.float64)
+  t = np.arange(1, 5)
+  expected = ((t - t.mean()) * (losses - losses.mean(axis=1, keepdims=True))).sum(axis=1) / (
+      (t - t.mean()) ** 2).sum()
+  np.testing.assert_allclose(scores.table("loss_slope"), expected, rtol=1e-4, atol=1e-5)
+  correct = scores.table("correct_by_epoch").astype(bool)
+  first = np.where(correct.any(axis=1), correct.argmax(axis=1) + 1, 0)
+  np.testing.assert_array_equal(scores.table("first_learned"), first)
+  last_wrong = np.where((~correct).any(axis=1), 4 - np.argmax(~correct[:, ::-1], axis=1), 0)
+  np.testing.assert_array_equal(scores.table("presentations_needed_to_learn"), last_wrong)
+  norms = scores.table("grad_norm")
+  assert np.all(np.isfinite(norms)) and np.all(norms >= 0) and norms.mean() > 0
+  # Gradient norms grow with the loss: the highest-loss tenth has the larger mean norm.
+  final_loss = scores.table("loss")
+  high = final_loss >= np.quantile(final_loss, 0.9)
+  assert norms[high].mean() > norms[~high].mean()
+  assert summary["scoring_seconds"] > 0  # the gradient-norm pass after epoch 2
+
+
+def test_a_grad_norm_epoch_past_the_run_is_refused(tiny_config, tmp_path):
+  config = with_method(tiny_config, "training_dynamics", **{"method.grad_norm_epoch": 4})
+  with pytest.raises(ValueError, match=r"config.method.grad_norm_epoch must be an integer "
+                     r"in \[0, train.num_epochs=3\]"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
