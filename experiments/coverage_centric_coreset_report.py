@@ -54,12 +54,7 @@ def rows(results, score_runs, search_runs) -> list[dict]:
     entry = {"kind": kind, "config_arg": arg, "beta": beta,
              "seeds": " ".join(map(str, cell["seeds"])),
              "command_first_seed": cell["commands"][0]}
-    for key in METRICS:
-      if all(key in s for s in cell["summaries"]):
-        mean, std = grid.stats(cell, key)
-        entry[f"{key}_mean"], entry[f"{key}_std"] = round(mean, 4), round(std, 4)
-      else:
-        entry[f"{key}_mean"] = entry[f"{key}_std"] = ""
+    entry.update(grid.stat_columns(cell, METRICS))
     return entry
 
   betas = {r["arg"]: r["beta"] for r in results}

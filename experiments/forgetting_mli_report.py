@@ -47,12 +47,7 @@ def rows(runs) -> list[dict]:
              "removed": first.get("removed", ""), "window_start": first.get("k", ""),
              "seeds": " ".join(map(str, cell["seeds"])),
              "command_first_seed": cell["commands"][0]}
-    for key in METRICS:
-      if all(key in s for s in cell["summaries"]):
-        mean, std = grid.stats(cell, key)
-        entry[f"{key}_mean"], entry[f"{key}_std"] = round(mean, 4), round(std, 4)
-      else:
-        entry[f"{key}_mean"] = entry[f"{key}_std"] = ""
+    entry.update(grid.stat_columns(cell, METRICS))
     out.append(entry)
   return out
 
@@ -275,8 +270,8 @@ def claims(cells, analysis, *, sizes, num_train, window) -> list[str]:
     worst = min(diffs, key=diffs.get)
     out.append(
         f"{NAMES[name]} against forgetting: mean accuracy difference over the removal sizes "
-        f"{statistics.fmean(diffs.values()):+.2f} points (largest shortfall "
-        f"{diffs[worst]:+.2f} at {100 * worst // num_train} %); "
+        f"{statistics.fmean(diffs.values()):+.2f} points (least favourable size "
+        f"{100 * worst // num_train} %: {diffs[worst]:+.2f}); "
         f"Spearman correlation of the scores with forgetting "
         f"{analysis['spearman'][name]:+.2f}, {analysis['overlap_lowest_30'][name]:.0f} % of "
         "its lowest 30 % are also among forgetting's lowest 30 %.")
@@ -326,6 +321,20 @@ def _noise_table(analysis) -> list[str]:
       cells.append(f"{statistics.fmean(values):.1f} ± {statistics.pstdev(values):.1f}")
     lines.append(f"| {NAMES[name]} | " + " | ".join(cells) + " |")
   return lines
+
+
+def _slope_note(analysis) -> list[str]:
+  rho = analysis["spearman"].get("gradient_loss_slope")
+  if rho is None or rho >= 0:
+    return []
+  return [
+      f"The trajectory-slope form runs against forgetting (Spearman {rho:+.2f}). Ascending "
+      "(ALGORITHMS.md D.5: most negative slope, \"learned fastest\", first) puts first the "
+      "examples whose loss fell the most, i.e. those that started hard and were learned; the "
+      "examples never hard have slopes near 0 and come in the middle. Removing them first is "
+      "removing informative examples, hence its curve. The descending order was not run.",
+      "",
+  ]
 
 
 def _fashion_section(fashion) -> list[str]:
@@ -464,6 +473,7 @@ def markdown(order_runs, noisy_runs, removal_runs, window_runs, analysis, *, fig
       *[f"| {NAMES[n]} | {analysis['spearman'][n]:+.2f} | "
         f"{analysis['overlap_lowest_30'][n]:.0f} % |" for n in analysis["spearman"]],
       "",
+      *_slope_note(analysis),
   ]
   lines += grid.claims_section(
       claims(cells, analysis, sizes=sizes, num_train=num_train, window=window),

@@ -65,6 +65,19 @@ def stats(cell: dict, key: str) -> tuple[float, float]:
   return statistics.fmean(values), statistics.pstdev(values)
 
 
+def stat_columns(cell: dict, keys) -> dict:
+  """CSV columns ``<key>_mean`` / ``<key>_std`` (rounded to 4 decimals) of the cell's seeds;
+  empty where some run's summary lacks the key."""
+  columns = {}
+  for key in keys:
+    if all(key in s for s in cell["summaries"]):
+      mean, std = stats(cell, key)
+      columns[f"{key}_mean"], columns[f"{key}_std"] = round(mean, 4), round(std, 4)
+    else:
+      columns[f"{key}_mean"] = columns[f"{key}_std"] = ""
+  return columns
+
+
 def write_csv(path: str, rows: list[dict]) -> None:
   with files.atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -155,3 +155,12 @@ def test_a_grad_norm_epoch_past_the_run_is_refused(tiny_config, tmp_path):
                      r"in \[0, train.num_epochs=3\]"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_grad_norms_of_the_final_model(tiny_config, tmp_path):
+  config = with_method(tiny_config, "training_dynamics", **{"method.grad_norm_epoch": 3,
+                                                            "figures": False})
+  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  norms = artifacts.load(str(tmp_path / "run")).table("grad_norm")
+  assert len(norms) == summary["num_train"] and np.all(norms > 0)
+  assert summary["scoring_seconds"] == 0  # computed at the end, not before an epoch

@@ -96,7 +96,9 @@ class TrainingDynamics(base.Method):
   def _with_grad_norms(self, state, data):
     """The state with every training example's gradient norm in ``method_state``."""
     grad_norm_pass = steps.jit_grad_norm_chunk(losses.cross_entropy)
-    table = state.method_state["grad_norm"]
+    # A fresh table, not the state's: the pass donates it, and the state's arrays may still
+    # be read by a checkpoint being written in the background.
+    table = np.zeros(len(self.dataset.pool), np.float32)
     for ids, mask in base.full_pass_plan(self.config, self.train_ids).chunks():
       table = grad_norm_pass(state, table, data, ids, mask)
     return state.replace(method_state={**state.method_state, "grad_norm": table})
