@@ -168,7 +168,8 @@ def main(argv):
   minutes = sum(r["wall_seconds"] for r in everything) / 60
   files.write_text(_OUTPUT.value + ".md", report.markdown(
       order_runs, noisy_runs, removal_runs, window_runs, analysis, figures=figures,
-      seeds=seeds, num_train=num_train, grid_minutes=minutes, fashion=fashion))
+      seeds=seeds, num_train=num_train, grid_minutes=minutes, num_runs=len(everything),
+      fashion=fashion))
   print(f"wrote {_OUTPUT.value}.md and .csv ({len(everything)} runs, "
         f"{minutes:.0f} min of runs)")
 
