@@ -9,7 +9,7 @@ per-example, jittable):
 - ``jaxsel.trackers``: per-example tables kept during training (``Tracker``,
   ``StepOutputs``, ``last_score``, ``scatter_set``, ``scatter_add``, ``combine``);
 - ``jaxsel.selection``: subset selectors (``top_k``, ``uniform``, ``random_subset``,
-  ``descending_order``, ``tie_break_ranks``, ``subset_size``);
+  ``descending_order``, ``tie_break_ranks``, ``subset_size``, ``weighted_without_replacement``);
 - ``jaxsel.augment``: augmentations and mixings (``crop_flip``, ``cutout``, ``mixup``,
   ``mixed_loss``);
 - ``jaxsel.dynamics``: the training-dynamics tracker (``tracker``, ``scores``);

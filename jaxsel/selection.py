@@ -231,6 +231,24 @@ def random_subset(key: jax.Array, scores: jax.Array, *, k: int,
   return _largest(jax.random.uniform(key, (num_candidates,)), k).astype(jnp.int32)
 
 
+def weighted_without_replacement(key: jax.Array, weights: jax.Array, *, k: int) -> jax.Array:
+  """k distinct positions drawn with probability proportional to ``weights``, without
+  replacement: ``weights: [M] (>= 0) -> int32 [k]``, in the order drawn.
+
+  Successive sampling (the first draw ∝ w, the next ∝ w among the rest, ...: the
+  Plackett–Luce distribution that importance-sampling methods such as p-SGD / c-SGD mean by
+  sampling without replacement, ALGORITHMS.md B.4), computed in one pass as the Gumbel-top-k
+  trick: the k largest of ``log w_i + G_i`` with G_i i.i.d. Gumbel(0, 1). A zero weight gets
+  ``-inf`` and is drawn only once every positive weight has been (then in position order);
+  k must not exceed M.
+  """
+  num_candidates = weights.shape[0]
+  _check_k(k, num_candidates)
+  gumbel = jax.random.gumbel(key, (num_candidates,), jnp.float32)
+  keys = jnp.log(weights.astype(jnp.float32)) + gumbel
+  return _largest(keys, k).astype(jnp.int32)
+
+
 SELECTORS: dict[str, Selector] = {
     "top_k": top_k,
     "uniform": uniform,

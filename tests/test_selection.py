@@ -1,6 +1,7 @@
 """Tests for jaxsel.selection: hand fixtures, the ranking rule against a Python oracle,
 top_k/uniform agreement with descending_order, tie-break ranks, diagnostics."""
 
+import functools
 import math
 
 import hypothesis
@@ -478,3 +479,39 @@ def test_unordered_selection_is_the_same_subset(method, levels):
     unordered = np.asarray(selector(key, scores, k=k, tie_break=tie_break, ordered=False))
     np.testing.assert_array_equal(np.sort(unordered), np.sort(ordered))
     assert len(np.unique(unordered)) == k
+
+
+def _inclusion_probabilities(weights, k):
+  """Exact P(i in the sample) of successive sampling without replacement, by enumerating
+  every ordered draw: P(i1, ..., ik) = Π_j w_ij / (W − Σ_{l<j} w_il)."""
+  import itertools  # pylint: disable=import-outside-toplevel
+  weights = np.asarray(weights, np.float64)
+  inclusion = np.zeros(len(weights))
+  for draw in itertools.permutations(range(len(weights)), k):
+    probability, left = 1.0, weights.sum()
+    for i in draw:
+      probability *= weights[i] / left
+      left -= weights[i]
+    inclusion[list(draw)] += probability
+  return inclusion
+
+
+@pytest.mark.parametrize("weights,k", [((1.0, 2.0, 3.0, 4.0), 2), ((0.5, 0.1, 5.0, 1.0, 1.0), 3),
+                                       ((1.0, 0.0, 2.0, 1.0), 2)])
+def test_weighted_without_replacement_matches_exact_inclusion_probabilities(weights, k):
+  draws = 40_000
+  keys = jax.random.split(jax.random.PRNGKey(0), draws)
+  samples = np.asarray(jax.jit(jax.vmap(functools.partial(
+      selection.weighted_without_replacement, weights=jnp.asarray(weights), k=k)))(keys))
+  assert samples.shape == (draws, k)
+  assert all(len(set(row)) == k for row in samples[:1000])  # without replacement
+  observed = np.bincount(samples.ravel(), minlength=len(weights)) / draws
+  expected = _inclusion_probabilities(weights, k)
+  # Binomial standard error of each frequency; 5 of them leaves no room for a wrong law.
+  error = np.sqrt(expected * (1 - expected) / draws)
+  np.testing.assert_array_less(np.abs(observed - expected), 5 * error + 1e-12)
+  # The first draw is proportional to the weights.
+  first = np.bincount(samples[:, 0], minlength=len(weights)) / draws
+  target = np.asarray(weights) / np.sum(weights)
+  np.testing.assert_array_less(np.abs(first - target),
+                               5 * np.sqrt(target * (1 - target) / draws) + 1e-12)
