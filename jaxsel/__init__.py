@@ -17,6 +17,8 @@ per-example, jittable):
   (``calibration_sums``, ``summarize``, ``expected_calibration_error``);
 - ``jaxsel.artifacts``: per-run score files (``ScoreFile``, ``save``, ``load``,
   ``aggregate``);
+- ``jaxsel.importance``: budgeted importance sampling's difficulty tracker and p-SGD / c-SGD
+  sampling weights (``difficulty_tracker``, ``sampling_weights``);
 - ``jaxsel.orderings``: orderings for removal over seeds (``OrderingSpec``, ``build``,
   ``ordered_ids``);
 - ``jaxsel.data.variants``: removal and noise of a dataset (``kept_ids``, ``label_noise``,

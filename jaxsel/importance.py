@@ -1,0 +1,74 @@
+"""Pure pieces of budgeted importance sampling (Arazo et al., BMVC 2021; ALGORITHMS.md B.3-B.4).
+
+- ``difficulty_tracker``: per example, from the training forward pass, the running mean over
+  every presentation of ``1 − p_y`` (p_y = softmax probability of the example's own label)
+  and its latest value; ``−1`` marks an example not seen yet.
+- ``sampling_weights``: an epoch's sampling probabilities P over the candidates for
+  ``unif`` (uniform), ``p`` (p-SGD: the difficulty) and ``c`` (c-SGD: ŝ(1 − ŝ), closeness to
+  the decision threshold), with the reference's handling of unseen examples and its
+  smoothing constant ε = mean of the raw weights; both ablations of B.8 (no ε; the last
+  value instead of the historical average) are switches.
+
+The subset itself is drawn with ``selection.weighted_without_replacement`` (successive
+sampling, as the reference's ``numpy.random.choice(replace=False, p=P)``).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxsel.trackers import StepOutputs, Tracker, scatter_set
+
+UNSEEN = -1.0
+SAMPLERS = ("unif", "p", "c")
+
+
+def difficulty_tracker() -> Tracker:
+  """Tables ``difficulty`` (the running mean of 1 − p_y), ``last_difficulty`` (its latest
+  value), both float32 [N] and −1 until seen, and ``difficulty_count`` (int32 [N])."""
+
+  def init(num_ids: int) -> dict[str, jax.Array]:
+    return {"difficulty": jnp.full((num_ids,), UNSEEN, jnp.float32),
+            "last_difficulty": jnp.full((num_ids,), UNSEEN, jnp.float32),
+            "difficulty_count": jnp.zeros((num_ids,), jnp.int32)}
+
+  def update(tables, outputs: StepOutputs):
+    ids, mask = outputs.example_ids, outputs.mask
+    probs = jax.nn.softmax(outputs.logits.astype(jnp.float32))
+    value = 1.0 - jnp.take_along_axis(probs, outputs.labels[:, None], axis=-1)[:, 0]
+    count = tables["difficulty_count"][ids]
+    mean = jnp.where(count > 0, tables["difficulty"][ids], 0.0)
+    new_mean = (count * mean + value) / (count + 1)
+    return {"difficulty": scatter_set(tables["difficulty"], ids, new_mean, mask),
+            "last_difficulty": scatter_set(tables["last_difficulty"], ids, value, mask),
+            "difficulty_count": scatter_set(tables["difficulty_count"], ids, count + 1, mask)}
+
+  return Tracker(init=init, update=update)
+
+
+def sampling_weights(difficulty: jax.Array, *, sampler: str,
+                     smoothing: bool = True) -> jax.Array:
+  """Sampling probabilities P [M] of the candidates (ALGORITHMS.md B.4 steps 1-3).
+
+  ``difficulty``: [M] per-candidate scores, ``UNSEEN`` (< 0) where not seen yet (pass the
+  historical mean or the last value). Raw weights: ``unif`` 1; ``p`` the difficulty, unseen
+  candidates the largest seen one, all 1 when none is seen; ``c`` ŝ(1 − ŝ) of that p-SGD
+  vector ŝ. With ``smoothing`` each weight gets ε = the mean raw weight added. Then
+  normalised (1e-10 added to an all-zero sum, as the reference).
+  """
+  if sampler not in SAMPLERS:
+    raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+  difficulty = difficulty.astype(jnp.float32)
+  if sampler == "unif":
+    raw = jnp.ones_like(difficulty)
+  else:
+    seen = difficulty >= 0
+    any_seen = jnp.any(seen)
+    largest = jnp.max(jnp.where(seen, difficulty, -jnp.inf))
+    filled = jnp.where(seen, difficulty, largest)
+    raw = jnp.where(any_seen, filled, 1.0)
+    if sampler == "c":
+      # The reference builds the p-SGD vector first, then maps it (unseen included).
+      raw = jnp.where(any_seen, raw * (1.0 - raw), 1.0)
+  weights = raw + jnp.mean(raw) if smoothing else raw
+  total = jnp.sum(weights)
+  return weights / jnp.where(total > 0, total, total + 1e-10)

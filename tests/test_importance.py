@@ -1,0 +1,59 @@
+"""Budgeted importance sampling's pieces: the difficulty running mean on scripted
+presentations, and the p-SGD / c-SGD weights by hand."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsel import importance
+from jaxsel.trackers import StepOutputs
+
+
+def _outputs(ids, p_true, mask=None):
+  # Two classes, label 0: logits (log p, log(1 − p)) give softmax p for the label.
+  p = np.asarray(p_true, np.float64)
+  logits = jnp.asarray(np.stack([np.log(p), np.log(1 - p)], axis=1), jnp.float32)
+  mask = jnp.ones(len(ids), bool) if mask is None else jnp.asarray(mask)
+  return StepOutputs.of(jnp.asarray(ids, jnp.int32), jnp.zeros(len(ids), jnp.int32), logits,
+                        mask=mask, loss=jnp.zeros(len(ids)), epoch=0)
+
+
+def test_running_mean_of_one_minus_p_and_the_last_value():
+  tracker = importance.difficulty_tracker()
+  update = jax.jit(tracker.update)
+  tables = tracker.init(4)
+  tables = update(tables, _outputs([0, 1], [0.9, 0.2]))
+  # A padding row (mask False) on id 2 changes nothing.
+  tables = update(tables, _outputs([0, 2], [0.5, 0.7], mask=[True, False]))
+  tables = update(tables, _outputs([0], [0.6]))
+  out = jax.device_get(tables)
+  # id 0: 1 − p = .1, .5, .4 -> mean 1/3, last .4; id 1: .8 once; ids 2, 3 unseen.
+  np.testing.assert_allclose(out["difficulty"], [1 / 3, 0.8, -1, -1], rtol=1e-5)
+  np.testing.assert_allclose(out["last_difficulty"], [0.4, 0.8, -1, -1], rtol=1e-5)
+  np.testing.assert_array_equal(out["difficulty_count"], [3, 1, 0, 0])
+
+
+def test_p_and_c_sgd_weights_by_hand():
+  s = jnp.asarray([0.2, 0.6, -1.0, 0.1])  # the third is unseen: it gets max seen = 0.6
+  # p-SGD: raw (.2, .6, .6, .1), ε = .375 -> (.575, .975, .975, .475) / 3.
+  np.testing.assert_allclose(importance.sampling_weights(s, sampler="p"),
+                             np.asarray([0.575, 0.975, 0.975, 0.475]) / 3.0, rtol=1e-6)
+  np.testing.assert_allclose(importance.sampling_weights(s, sampler="p", smoothing=False),
+                             np.asarray([0.2, 0.6, 0.6, 0.1]) / 1.5, rtol=1e-6)
+  # c-SGD: ŝ(1 − ŝ) = (.16, .24, .24, .09), ε = .1825.
+  raw = np.asarray([0.16, 0.24, 0.24, 0.09])
+  np.testing.assert_allclose(importance.sampling_weights(s, sampler="c"),
+                             (raw + raw.mean()) / (raw + raw.mean()).sum(), rtol=1e-6)
+  np.testing.assert_allclose(importance.sampling_weights(s, sampler="unif"), 0.25)
+
+
+def test_nothing_seen_yet_is_uniform_and_bad_names_are_refused():
+  unseen = jnp.full(5, importance.UNSEEN)
+  for sampler in importance.SAMPLERS:
+    np.testing.assert_allclose(importance.sampling_weights(unseen, sampler=sampler), 0.2)
+  # All seen examples at zero difficulty, no smoothing: the 1e-10 guard avoids 0 / 0.
+  zero = importance.sampling_weights(jnp.zeros(3), sampler="p", smoothing=False)
+  assert np.all(np.isfinite(zero)) and np.all(np.asarray(zero) == 0)
+  with pytest.raises(ValueError, match="unknown sampler 'q'"):
+    importance.sampling_weights(unseen, sampler="q")
