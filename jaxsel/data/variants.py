@@ -50,7 +50,7 @@ import os
 
 import numpy as np
 
-from jaxsel import artifacts, coresets, files
+from jaxsel import artifacts, coresets, files, orderings
 from jaxsel.data.dataset import ArraySplit, Dataset, Normalization
 from jaxsel.state import host_rng
 
@@ -89,7 +89,7 @@ def removal_order(ordering: artifacts.ScoreFile) -> np.ndarray:
     raise ValueError(f"config.{_ORDERING_FIELD}: the table 'rank' must be a permutation of "
                      f"0..{n - 1} (one rank per example), got dtype {rank.dtype}, shape "
                      f"{rank.shape}")
-  return ordering.example_ids[np.argsort(rank, kind="stable")].astype(np.int32)
+  return orderings.ordered_ids(ordering).astype(np.int32)
 
 
 def check_removal(num_train: int, *, remove_n: int, keep_lowest_n: int,
