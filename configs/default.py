@@ -99,6 +99,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # [c - L//2, c + L//2) per axis around a uniform centre c, clipped (ALGORITHMS.md D.8;
       # a segment of 1-d signals) | 0: off. Paper: 16 on CIFAR-10.
       cutout_size=0,
+      randaugment_num_ops=0,  # N > 0: RandAugment first, N ops per uint8 image | 0: off
+      randaugment_magnitude=4,  # M in [0, 30]: each op's strength (jaxsel.randaugment)
   ))
 
   config.mixing = ml_collections.ConfigDict(dict(
@@ -124,6 +126,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # multistep only. True: each decay one epoch late, as the forgetting reference's
       # legacy scheduler.step(epoch) (ALGORITHMS.md D.7) | False: at the milestone epochs.
       late_multistep_decay=False,
+      # linear only. True: the last epoch or step already runs at end_learning_rate,
+      # lr0 + (end - lr0)·s/(T - 1) as the budgeted-training reference (ALGORITHMS.md B.6)
+      # | False: the end rate is reached one position after the last.
+      end_at_last_step=False,
   ))
 
   config.train = ml_collections.ConfigDict(dict(

@@ -24,8 +24,16 @@ def command(config_file: str, arg: str, seed: int, workdir: str,
   """The ``python -m jaxsel.main`` command that runs (or resumes) this run."""
   parts = ["python -m jaxsel.main", f"--config={config_file}:{arg}", f"--workdir={workdir}",
            f"--config.seed={seed}"]
-  parts += [f"--config.{field}={value}" for field, value in (overrides or {}).items()]
+  parts += [f"--config.{field}={_flag_value(value)}"
+            for field, value in (overrides or {}).items()]
   return " ".join(parts)
+
+
+def _flag_value(value) -> str:
+  """A value as one shell word: tuples without spaces, e.g. ``(5,7)``."""
+  if isinstance(value, (tuple, list)):
+    return "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+  return str(value)
 
 
 def run(config, workdir: str, dataset) -> dict:

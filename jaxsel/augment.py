@@ -7,11 +7,16 @@ Two registries, chosen by name from the config:
   ``fold_in(key, example_id)``, independent of the batch it lands in. ``none``, ``crop_flip``.
   Cutout (``config.augmentation.cutout_size`` > 0) follows the named one: ``crop_flip`` with
   cutout is the forgetting paper's "augmentation + cutout", ``none`` with cutout is cutout
-  alone.
+  alone. RandAugment (``randaugment_num_ops`` N > 0 ops of magnitude
+  ``randaugment_magnitude``; ``jaxsel.randaugment``, images stored from uint8 only) comes
+  before both, on the recovered 0-255 pixel values as the references apply it to PIL
+  images: ``crop_flip`` with it is the budgeted-training paper's "RandAugment" setting,
+  ``none`` with it is RandAugment alone.
 - ``MIXINGS`` (``config.mixing.name``): per-batch transforms that blend examples,
   ``(key, inputs, mask) -> Mixed(inputs, positions [B, M], weights [B, M])``: row i of the
   output is made from rows ``positions[i]`` of the batch with ``weights[i]``, and its loss
-  is ``mixed_loss``. ``none``, ``mixup``.
+  is ``mixed_loss``. ``none``, ``mixup``, ``ricap`` (``jaxsel.ricap``: patches of four
+  images, or two segments of 1-d signals, weighted by area).
 
 Mixup (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization") trains on convex
 combinations of pairs of examples and of their losses. Calibrated sample prioritization
@@ -274,27 +279,50 @@ def _then(first: AugmentFn, second: AugmentFn, key: jax.Array, inputs: jax.Array
 
 
 def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence[int],
-                     normalized_black: np.ndarray | None = None) -> AugmentFn | None:
+                     normalized_black: np.ndarray | None = None, normalization=None,
+                     uint8_inputs: bool = False) -> AugmentFn | None:
   """``config.augmentation`` -> a per-example transform, or None for ``none`` without
-  cutout.
+  cutout or RandAugment.
 
-  The named augmentation, then cutout if ``cutout_size`` > 0. ``normalized_black``: float
-  [C], the value black pixels have after normalisation (the padding of
-  ``pad_mode='black'``). Raises ValueError naming the field for an unknown name or pad
-  mode, a bad cutout size, or an augmentation that does not apply to inputs of
-  ``input_shape``.
+  RandAugment if ``randaugment_num_ops`` > 0, then the named augmentation, then cutout if
+  ``cutout_size`` > 0; all get the same key, and each draws from its own stream, so
+  switching one on leaves the others' draws unchanged. ``normalized_black``: float [C], the
+  value black pixels have after normalisation (the padding of ``pad_mode='black'``).
+  ``normalization`` (a ``jaxsel.data.Normalization``) and ``uint8_inputs``: the dataset's,
+  which RandAugment needs to recover the pixel values. Raises ValueError naming the field
+  for an unknown name or pad mode, a bad cutout size or RandAugment setting, or an
+  augmentation that does not apply to inputs of ``input_shape``.
   """
+  # Imported here: jaxsel.randaugment is only needed once RandAugment is configured.
+  from jaxsel import randaugment  # pylint: disable=import-outside-toplevel
   name = config.name
   if name not in AUGMENTATIONS:
     raise ValueError(f"unknown config.augmentation.name {name!r}; valid: "
                      f"{', '.join(AUGMENTATIONS)}")
   check_cutout_size(config.cutout_size, input_shape)
-  named = (None if name == "none"
-           else _crop_flip_from_config(config, input_shape, normalized_black))
-  if not config.cutout_size:
-    return named
-  holes = functools.partial(cutout, size=config.cutout_size)
-  return holes if named is None else functools.partial(_then, named, holes)
+  # Configs made before RandAugment existed have no such fields: off.
+  num_ops = config.get("randaugment_num_ops", 0)
+  magnitude = config.get("randaugment_magnitude", 4)
+  randaugment.check_rand_augment(num_ops, magnitude, input_shape, uint8_inputs)
+  steps = []
+  if num_ops:
+    if normalization is None:
+      raise ValueError("config.augmentation.randaugment_num_ops > 0 needs the dataset's "
+                       "normalisation")
+    steps.append(functools.partial(
+        randaugment.rand_augment, num_ops=num_ops, magnitude=float(magnitude),
+        mean=np.asarray(normalization.mean, np.float32),
+        std=np.asarray(normalization.std, np.float32)))
+  if name != "none":
+    steps.append(_crop_flip_from_config(config, input_shape, normalized_black))
+  if config.cutout_size:
+    steps.append(functools.partial(cutout, size=config.cutout_size))
+  if not steps:
+    return None
+  transform = steps[0]
+  for step in steps[1:]:
+    transform = functools.partial(_then, transform, step)
+  return transform
 
 
 class Mixed(NamedTuple):
@@ -307,7 +335,7 @@ class Mixed(NamedTuple):
 
 
 MixingFn = Callable[[jax.Array, jax.Array, jax.Array], Mixed]
-MIXINGS = ("none", "mixup")
+MIXINGS = ("none", "mixup", "ricap")
 
 
 def mixup_batch(key: jax.Array, inputs: jax.Array, mask: jax.Array, *,
@@ -332,8 +360,11 @@ def mixed_loss(loss_fn: LossFn, logits: jax.Array, labels: jax.Array, positions:
   return total
 
 
-def get_mixing(config: ml_collections.ConfigDict) -> MixingFn | None:
-  """``config.mixing`` -> a batch mixing, or None for ``none``."""
+def get_mixing(config: ml_collections.ConfigDict, *,
+               input_shape: Sequence[int] | None = None) -> MixingFn | None:
+  """``config.mixing`` -> a batch mixing, or None for ``none``. Given ``input_shape``,
+  also refuses a mixing that does not apply to such inputs (RICAP on inputs too small to
+  split), naming the field."""
   name = config.name
   if name not in MIXINGS:
     raise ValueError(f"unknown config.mixing.name {name!r}; valid: {', '.join(MIXINGS)}")
@@ -342,4 +373,9 @@ def get_mixing(config: ml_collections.ConfigDict) -> MixingFn | None:
   if isinstance(config.alpha, bool) or not config.alpha > 0:
     raise ValueError(f"config.mixing.alpha must be > 0 for config.mixing.name={name!r}, "
                      f"got {config.alpha!r}")
-  return functools.partial(mixup_batch, alpha=float(config.alpha))
+  if name == "mixup":
+    return functools.partial(mixup_batch, alpha=float(config.alpha))
+  from jaxsel import ricap  # imports this module's ``Mixed``
+  if input_shape is not None:
+    ricap.check_ricap_input(input_shape)
+  return functools.partial(ricap.ricap_batch, alpha=float(config.alpha))

@@ -78,6 +78,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   augment.check_cutout_size(config.augmentation.cutout_size)  # vs input size: with data
   late = config.schedule.late_multistep_decay
   require(isinstance(late, bool), "schedule.late_multistep_decay", "True or False", late)
+  at_last = config.schedule.end_at_last_step
+  require(isinstance(at_last, bool), "schedule.end_at_last_step", "True or False", at_last)
 
   # Seeds enter jitted code as int32 (one compiled selection for every seed).
   require(is_int(config.seed) and 0 <= config.seed < 2**31, "seed",
@@ -120,3 +122,4 @@ def check_against_data(config: ml_collections.ConfigDict, dataset) -> None:
   # Raises for an augmentation that does not apply to these inputs (crops of 1-d signals).
   augment.get_augmentation(config.augmentation, input_shape=dataset.input_shape,
                            normalized_black=dataset.normalization.normalized(0.0))
+  augment.get_mixing(config.mixing, input_shape=dataset.input_shape)  # RICAP's minimum

@@ -13,18 +13,51 @@ The subset itself is drawn with ``selection.weighted_without_replacement`` (succ
 sampling, as the reference's ``numpy.random.choice(replace=False, p=P)``).
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsel.trackers import StepOutputs, Tracker, scatter_set
 
 UNSEEN = -1.0
 SAMPLERS = ("unif", "p", "c")
+ATTRIBUTIONS = ("own", "area")
 
 
-def difficulty_tracker() -> Tracker:
+def _own_difficulty(outputs: StepOutputs) -> tuple[jax.Array, jax.Array]:
+  """1 − p(y_i) of row i's prediction at its own label, for every real row."""
+  probs = jax.nn.softmax(outputs.logits.astype(jnp.float32))
+  value = 1.0 - jnp.take_along_axis(probs, outputs.labels[:, None], axis=-1)[:, 0]
+  return value, outputs.mask
+
+
+def _area_difficulty(outputs: StepOutputs) -> tuple[jax.Array, jax.Array]:
+  """Per source example, the area-weighted mean of 1 − p(y_source) over the mixed rows it
+  is part of: the fix of ALGORITHMS.md B.9.1 for RICAP (each real row is a source once per
+  patch, with weights summing to 1 over its patches)."""
+  from jaxsel import ricap  # the attribution lives with the mixing that needs it
+  probs = jax.nn.softmax(outputs.logits.astype(jnp.float32))
+  source_labels = outputs.labels[outputs.positions]  # [B, M]
+  values = 1.0 - jnp.take_along_axis(probs, source_labels, axis=-1)
+  value, total = ricap.area_attribution(values, outputs.positions, outputs.weights,
+                                        outputs.mask)
+  return value, outputs.mask & (total > 0)
+
+
+def difficulty_tracker(*, attribution: str = "own") -> Tracker:
   """Tables ``difficulty`` (the running mean of 1 − p_y), ``last_difficulty`` (its latest
-  value), both float32 [N] and −1 until seen, and ``difficulty_count`` (int32 [N])."""
+  value), both float32 [N] and −1 until seen, and ``difficulty_count`` (int32 [N]).
+
+  ``attribution``: ``own``: row i's prediction at row i's label (B.3; under mixup, the
+  mixed image at the un-permuted label, and under RICAP the reference's bug B.9.1);
+  ``area``: each source example gets the area-weighted predictions of the mixed rows it
+  is part of, at its own label (RICAP's correct attribution; without mixing it is ``own``).
+  """
+  if attribution not in ATTRIBUTIONS:
+    raise ValueError(f"unknown attribution {attribution!r}; valid: {', '.join(ATTRIBUTIONS)}")
+  per_row = _own_difficulty if attribution == "own" else _area_difficulty
 
   def init(num_ids: int) -> dict[str, jax.Array]:
     return {"difficulty": jnp.full((num_ids,), UNSEEN, jnp.float32),
@@ -32,9 +65,8 @@ def difficulty_tracker() -> Tracker:
             "difficulty_count": jnp.zeros((num_ids,), jnp.int32)}
 
   def update(tables, outputs: StepOutputs):
-    ids, mask = outputs.example_ids, outputs.mask
-    probs = jax.nn.softmax(outputs.logits.astype(jnp.float32))
-    value = 1.0 - jnp.take_along_axis(probs, outputs.labels[:, None], axis=-1)[:, 0]
+    ids = outputs.example_ids
+    value, mask = per_row(outputs)
     count = tables["difficulty_count"][ids]
     mean = jnp.where(count > 0, tables["difficulty"][ids], 0.0)
     new_mean = (count * mean + value) / (count + 1)
@@ -72,3 +104,22 @@ def sampling_weights(difficulty: jax.Array, *, sampler: str,
   weights = raw + jnp.mean(raw) if smoothing else raw
   total = jnp.sum(weights)
   return weights / jnp.where(total > 0, total, total + 1e-10)
+
+
+def coverage_entropy(counts: np.ndarray) -> float:
+  """H(c) in nats of the distribution c_i / Σ c of per-example selection counts (B.8):
+  ln N when every example was selected equally often, lower the more the selection
+  concentrated on some examples; 0 for no selection at all."""
+  counts = np.asarray(counts, np.float64)
+  total = counts.sum()
+  if total <= 0:
+    return 0.0
+  p = counts[counts > 0] / total
+  return float(-np.sum(p * np.log(p)))
+
+
+def budget_size(num_examples: int, budget: float) -> int:
+  """n_b = ⌊b · N⌋ examples per epoch (B.2), at least 1. The product is rounded to 6
+  decimals before the floor so float error does not lose an example (0.7 · 45,000 is
+  31,499.999999999996 in floating point)."""
+  return max(1, math.floor(round(budget * num_examples, 6)))

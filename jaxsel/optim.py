@@ -66,6 +66,9 @@ def make_schedule(config: ml_collections.ConfigDict, *,
   With ``'step'`` the position is the global step, and a duration given in epochs
   (warm-up, milestones) ends at the first step of that epoch.
 
+  ``schedule.end_at_last_step`` (linear only) makes the decay reach ``end_learning_rate``
+  on the last position instead of one past it (the budgeted-training reference, B.6).
+
   ``schedule.late_multistep_decay`` reproduces the forgetting reference (ALGORITHMS.md D.7,
   D.10.3): it calls the legacy ``MultiStepLR.step(epoch)`` *after* epoch e, which sets the
   rate of epoch e + 1 from e, so each decay comes one epoch after its milestone (with
@@ -100,7 +103,11 @@ def make_schedule(config: ml_collections.ConfigDict, *,
     decay = optax.cosine_decay_schedule(peak, decay_steps=max(1, total - warmup),
                                         alpha=end / peak if peak else 0.0)
   elif sched.name == "linear":
-    decay = optax.linear_schedule(peak, end, transition_steps=max(1, total - warmup))
+    # end_at_last_step: the budgeted-training reference's lr0 + (end − lr0)·s/(T − 1), whose
+    # last step already runs at the end value (ALGORITHMS.md B.6); otherwise the end value
+    # is reached just after the last step, as optax's and PyTorch's linear decays.
+    span = total - warmup - (1 if sched.end_at_last_step else 0)
+    decay = optax.linear_schedule(peak, end, transition_steps=max(1, span))
   else:  # multistep: multiply by decay_factor at each milestone (given in epochs)
     late = 1 if sched.late_multistep_decay else 0
     boundaries = {int(round(to_position(m + late))) - warmup: sched.decay_factor

@@ -115,10 +115,16 @@ def loss_and_grads(state: TrainState, batch: Batch, mixed: augment.Mixed | None,
 
 
 def apply_gradients(state: TrainState, grads, new_model_state, epoch: jax.Array, *,
-                    learning_rate_fn: optax.Schedule, schedule_unit: str) -> TrainState:
-  """One optimizer update at the learning rate of the schedule's position (the epoch, or
-  the step before this update)."""
-  position = epoch if schedule_unit == "epoch" else state.step
+                    learning_rate_fn: optax.Schedule, schedule_unit: str,
+                    position: jax.Array | None = None) -> TrainState:
+  """One optimizer update at the learning rate of the schedule's position: the epoch, or
+  the step before this update, or for a per-step schedule ``position`` when given (a
+  method whose steps are not its schedule's unit, e.g. selective backprop's rate that
+  follows forward batches)."""
+  if schedule_unit == "epoch":
+    position = epoch
+  elif position is None:
+    position = state.step
   hyperparams = dict(state.opt_state.hyperparams, learning_rate=learning_rate_fn(position))
   state = state.replace(opt_state=state.opt_state._replace(hyperparams=hyperparams))
   return state.apply_gradients(
@@ -134,7 +140,7 @@ def step_outputs(state: TrainState, batch: Batch, logits: jax.Array, loss: jax.A
   if mixed is None:
     return outputs
   return outputs._replace(sources=batch["example_ids"][mixed.positions],
-                          weights=mixed.weights)
+                          weights=mixed.weights, positions=mixed.positions)
 
 
 def make_train_step(*, loss_fn: Callable[[jax.Array, jax.Array], jax.Array],

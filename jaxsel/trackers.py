@@ -42,6 +42,8 @@ class StepOutputs(NamedTuple):
   sources: int32 [B, M], the example ids each row's input was made from (M = 1 and
     ``sources[:, 0] == example_ids`` without mixing; mixup: the row and its partner).
   weights: float32 [B, M], their mixing weights (rows sum to 1).
+  positions: int32 [B, M], the batch rows of those sources (``sources ==
+    example_ids[positions]``), e.g. to read their labels.
   """
 
   example_ids: jax.Array
@@ -53,6 +55,7 @@ class StepOutputs(NamedTuple):
   step: jax.Array
   sources: jax.Array
   weights: jax.Array
+  positions: jax.Array
 
   @classmethod
   def of(cls, example_ids, labels, logits, *, mask=None, loss=None, epoch=0,
@@ -67,7 +70,8 @@ class StepOutputs(NamedTuple):
         labels=jnp.asarray(labels, jnp.int32), logits=logits,
         loss=jnp.zeros(rows, jnp.float32) if loss is None else loss,
         epoch=jnp.asarray(epoch, jnp.int32), step=jnp.asarray(step, jnp.int32),
-        sources=example_ids[:, None], weights=jnp.ones((rows, 1), jnp.float32))
+        sources=example_ids[:, None], weights=jnp.ones((rows, 1), jnp.float32),
+        positions=jnp.arange(rows, dtype=jnp.int32)[:, None])
 
   @property
   def correct(self) -> jax.Array:

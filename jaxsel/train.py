@@ -169,7 +169,7 @@ def _train_step(config, method, dataset, plan):
       loss_fn=losses.from_config(config.loss),
       learning_rate_fn=optim.make_schedule(config, epoch_steps=plan.epoch_steps),
       schedule_unit=config.schedule.unit, augment_fn=augment_fn,
-      mixing_fn=augment.get_mixing(config.mixing))
+      mixing_fn=augment.get_mixing(config.mixing, input_shape=dataset.input_shape))
 
 
 def train_and_evaluate(
@@ -284,14 +284,14 @@ def train_and_evaluate(
     train_loss = float(totals["loss"] / totals["count"])
     _check_finite(train_loss, epoch, ckpt, workdir)
     state = method.end_epoch(epoch, state, choice.example_ids)
+    backpropagated, forwarded = method.epoch_examples(state, batches)
 
     host["next_epoch"] = epoch + 1
     host["train_seconds"] += train_seconds
     host["scoring_seconds"] += choice.costs["scoring_seconds"]
     host["selection_seconds"] += choice.costs["selection_seconds"]
-    host["examples_backpropagated"] += batches.num_examples
-    host["examples_forwarded"] += (batches.num_examples * method.forwards_per_trained_example
-                                   + choice.costs["examples_scored"])
+    host["examples_backpropagated"] += backpropagated
+    host["examples_forwarded"] += forwarded + choice.costs["examples_scored"]
     record = {
         "epoch": epoch,
         "step": plan.steps_before(epoch + 1),
@@ -303,6 +303,7 @@ def train_and_evaluate(
         **_subset_diagnostics(choice.example_ids, previous_ids, dataset.pool.labels,
                               dataset.num_classes),
         "num_train_examples": batches.num_examples,
+        "num_backpropagated": backpropagated,
         "num_steps": batches.num_steps,
         "train_seconds": train_seconds,
         **choice.costs,

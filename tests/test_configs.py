@@ -3,8 +3,9 @@
 import pytest
 
 from configs import default
+from configs.papers import budgeted_importance_sampling as bis
 from configs.papers import calib_prioritization as paper
-from jaxsel import config_checks
+from jaxsel import config_checks, train
 from tests.conftest import override
 
 
@@ -163,6 +164,57 @@ def test_example_forgetting_configs_follow_the_paper():
     ef.get_config("mnist1d,remove")
   with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
     ef.get_config("svhn,order")
+
+
+def test_budgeted_importance_sampling_configs_follow_the_paper():
+  cifar = bis.get_config("cifar10,p,ricap,0.3")
+  assert (cifar.method.name, cifar.method.sampler, cifar.method.budget) == (
+      "budgeted", "p", 0.3)
+  assert (cifar.model.name, cifar.train.num_epochs, cifar.train.batch_size,
+          cifar.train.drop_remainder) == ("resnet18", 200, 128, True)
+  optimizer = cifar.optimizer
+  assert (optimizer.name, optimizer.learning_rate, optimizer.momentum, optimizer.nesterov,
+          optimizer.weight_decay) == ("sgd", 0.1, 0.9, False, 1e-4)
+  assert (cifar.schedule.name, cifar.schedule.unit, cifar.schedule.end_learning_rate,
+          cifar.schedule.end_at_last_step) == ("linear", "step", 1e-6, True)
+  assert (cifar.mixing.name, cifar.mixing.alpha, cifar.augmentation.name) == (
+      "ricap", 0.3, "crop_flip")
+  assert cifar.seed == 59719201 and cifar.dataset.train_fraction == 1.0
+  # Budgeted SGD: 200 epochs × ⌊15,000 / 128⌋ = 117 steps, ≈ 30 % of the full run's steps.
+  sgd = bis.get_config("cifar10,sgd,standard,0.3")
+  assert (sgd.method.name, sgd.train.num_epochs, sgd.train.num_train_steps) == (
+      "full_data", 0, 200 * 117)
+  assert bis.get_config("cifar10,sgd,standard,1").train.num_epochs == 200
+  fixed = bis.get_config("fashion_mnist,random,standard,0.2")
+  assert (fixed.method.name, fixed.method.rule) == ("coreset", "random")
+  assert fixed.method.pruning_rate == pytest.approx(0.8)
+  sb = bis.get_config("mnist1d,sb,mixup,0.25")
+  assert (sb.method.name, sb.method.beta, sb.mixing.name) == (
+      "selective_backprop", 3.0, "mixup")
+  randaugment = bis.get_config("fashion_mnist,unif,randaugment,0.3")
+  assert (randaugment.augmentation.randaugment_num_ops,
+          randaugment.augmentation.randaugment_magnitude) == (2, 4)
+  for dataset in bis.DATASETS:
+    for method in bis.METHODS:
+      config = bis.get_config(f"{dataset},{method},standard,0.5")
+      if method == "coreset":  # needs a score file
+        with pytest.raises(ValueError, match="config.method.scores_path"):
+          config_checks.check_config(config)
+      else:
+        config_checks.check_config(config)
+  for arg, message in (("cifar10,q,standard,0.3", "unknown method 'q'"),
+                       ("cifar10,p,cutmix,0.3", "unknown augmentation 'cutmix'"),
+                       ("cifar10,p,standard,0", r"budget '0' .* must be in \(0, 1\]"),
+                       ("cifar10,p,standard,x", r"budget 'x'"),
+                       ("cifar10,p,standard", "DATASET,METHOD,AUGMENTATION,BUDGET")):
+    with pytest.raises(ValueError, match=message):
+      bis.get_config(arg)
+
+
+@pytest.mark.parametrize("name,num_train", [("fashion_mnist", 54_000), ("mnist1d", 45_000)])
+def test_budgeted_sgd_step_counts_use_the_loaded_training_set_size(name, num_train):
+  dataset = train.load_data(bis.get_config(f"{name},sgd,standard,1"))
+  assert len(dataset.train_ids) == bis.NUM_TRAIN[name] == num_train
 
 
 def test_model_options_can_be_overridden_on_the_locked_default_config():

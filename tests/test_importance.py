@@ -57,3 +57,25 @@ def test_nothing_seen_yet_is_uniform_and_bad_names_are_refused():
   assert np.all(np.isfinite(zero)) and np.all(np.asarray(zero) == 0)
   with pytest.raises(ValueError, match="unknown sampler 'q'"):
     importance.sampling_weights(unseen, sampler="q")
+
+
+def test_area_attribution_gives_each_source_its_patches_predictions():
+  # Two patched images (rows 0, 1) of ids 7 and 4 with labels 0 and 1: row 0 is 3/4 of
+  # itself and 1/4 of row 1, row 1 is 3/4 of itself and 1/4 of row 0.
+  probs = np.array([[0.6, 0.4], [0.3, 0.7]])
+  outputs = StepOutputs.of(jnp.asarray([7, 4]), jnp.asarray([0, 1]),
+                           jnp.asarray(np.log(probs), jnp.float32))
+  outputs = outputs._replace(positions=jnp.asarray([[0, 1], [1, 0]]),
+                             weights=jnp.asarray([[0.75, 0.25], [0.75, 0.25]]),
+                             sources=jnp.asarray([[7, 4], [4, 7]]))
+  area = importance.difficulty_tracker(attribution="area")
+  table = jax.device_get(area.update(area.init(8), outputs))["difficulty"]
+  # id 7 (label 0): .75·(1 − .6) + .25·(1 − .3); id 4 (label 1): .75·(1 − .7) + .25·(1 − .4).
+  assert table[7] == pytest.approx(0.75 * 0.4 + 0.25 * 0.7, rel=1e-5)
+  assert table[4] == pytest.approx(0.75 * 0.3 + 0.25 * 0.6, rel=1e-5)
+  # The reference's attribution: row i's prediction at row i's label, to row i.
+  own = importance.difficulty_tracker(attribution="own")
+  table = jax.device_get(own.update(own.init(8), outputs))["difficulty"]
+  assert (table[7], table[4]) == (pytest.approx(0.4, rel=1e-5), pytest.approx(0.3, rel=1e-5))
+  with pytest.raises(ValueError, match="unknown attribution 'x'; valid: own, area"):
+    importance.difficulty_tracker(attribution="x")

@@ -14,7 +14,8 @@ def _outputs(ids, mask, logits, epoch=0):
       example_ids=ids, mask=jnp.asarray(mask, bool), labels=jnp.zeros(ids.shape, jnp.int32),
       logits=jnp.asarray(logits, jnp.float32), loss=jnp.zeros(ids.shape, jnp.float32),
       epoch=jnp.asarray(epoch, jnp.int32), step=jnp.asarray(0, jnp.int32),
-      sources=ids[:, None], weights=jnp.ones((ids.shape[0], 1), jnp.float32))
+      sources=ids[:, None], weights=jnp.ones((ids.shape[0], 1), jnp.float32),
+      positions=jnp.arange(ids.shape[0], dtype=jnp.int32)[:, None])
 
 
 def _max_logit(logits):

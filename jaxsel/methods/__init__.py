@@ -8,15 +8,19 @@ under ``configs/papers/`` and tests.
 import ml_collections
 
 from jaxsel.methods.base import EpochChoice, FullData, Method
+from jaxsel.methods.budgeted import Budgeted
 from jaxsel.methods.coreset import Coreset
 from jaxsel.methods.dynamics import TrainingDynamics
 from jaxsel.methods.prioritization import Prioritization
+from jaxsel.methods.selective_backprop import SelectiveBackprop
 
 METHODS: dict[str, type[Method]] = {
     FullData.name: FullData,
     Prioritization.name: Prioritization,
     TrainingDynamics.name: TrainingDynamics,
     Coreset.name: Coreset,
+    Budgeted.name: Budgeted,
+    SelectiveBackprop.name: SelectiveBackprop,
 }
 
 
@@ -33,5 +37,5 @@ def default_config(name: str) -> ml_collections.ConfigDict:
   return get_method(name).default_config()
 
 
-__all__ = ["Coreset", "EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
-           "TrainingDynamics", "default_config", "get_method"]
+__all__ = ["Budgeted", "Coreset", "EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
+           "SelectiveBackprop", "TrainingDynamics", "default_config", "get_method"]

@@ -15,6 +15,8 @@ subclass in its own module of this package, registered in ``jaxsel.methods.METHO
   (the standard one by default; a method may build its own from ``jaxsel.steps``' pieces);
 - ``choose``: the example ids of an epoch (the epoch policy), possibly re-scoring first;
 - ``end_epoch``: device bookkeeping after an epoch (snapshots of score tables);
+- ``epoch_examples``: how many examples the epoch's train step back-propagated and
+  forwarded (a method whose step skips some of its examples counts its own);
 - ``finish``: figures and artifacts at the end of the run.
 
 Everything a method keeps on the device lives in the ``TrainState`` (``trackers``,
@@ -154,6 +156,13 @@ class Method(abc.ABC):
     del epoch
     return EpochChoice(self.dataset.train_ids, state, False, no_costs())
 
+  def epoch_examples(self, state: TrainState,
+                     batches: iterators.BatchPlan) -> tuple[int, int]:
+    """(backpropagated, forwarded) examples of the epoch just trained on ``batches``, the
+    train step's passes only (scoring passes of ``choose`` are counted in its costs)."""
+    del state
+    return batches.num_examples, batches.num_examples * self.forwards_per_trained_example
+
   def end_epoch(self, epoch: int, state: TrainState, example_ids: np.ndarray) -> TrainState:
     """Device bookkeeping after the epoch has trained on ``example_ids``."""
     del epoch, example_ids
@@ -170,4 +179,3 @@ class FullData(Method):
   """Standard training: every training example, every epoch. The baseline."""
 
   name = "full_data"
-
