@@ -17,8 +17,13 @@ per-example, jittable):
   (``calibration_sums``, ``summarize``, ``expected_calibration_error``);
 - ``jaxsel.artifacts``: per-run score files (``ScoreFile``, ``save``, ``load``,
   ``aggregate``);
-- ``jaxsel.importance``: budgeted importance sampling's difficulty tracker and p-SGD / c-SGD
-  sampling weights (``difficulty_tracker``, ``sampling_weights``);
+- ``jaxsel.importance``: budgeted importance sampling's difficulty tracker, p-SGD / c-SGD
+  sampling weights, budget sizes and coverage entropy (``difficulty_tracker``,
+  ``sampling_weights``, ``budget_size``, ``coverage_entropy``);
+- ``jaxsel.ricap``: RICAP as a batch mixing, and area-weighted attribution of a mixed
+  image's scores to its sources (``ricap``, ``area_attribution``);
+- ``jaxsel.randaugment``: RandAugment's 16 operations on uint8 images (``rand_augment``,
+  ``apply_op``);
 - ``jaxsel.orderings``: orderings for removal over seeds (``OrderingSpec``, ``build``,
   ``ordered_ids``);
 - ``jaxsel.data.variants``: removal and noise of a dataset (``kept_ids``, ``label_noise``,

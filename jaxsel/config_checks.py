@@ -121,5 +121,7 @@ def check_against_data(config: ml_collections.ConfigDict, dataset) -> None:
           f"at most the number of training examples ({num_train})", config.train.batch_size)
   # Raises for an augmentation that does not apply to these inputs (crops of 1-d signals).
   augment.get_augmentation(config.augmentation, input_shape=dataset.input_shape,
-                           normalized_black=dataset.normalization.normalized(0.0))
+                           normalized_black=dataset.normalization.normalized(0.0),
+                           normalization=dataset.normalization,
+                           uint8_inputs=dataset.uint8_inputs)
   augment.get_mixing(config.mixing, input_shape=dataset.input_shape)  # RICAP's minimum

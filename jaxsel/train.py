@@ -164,7 +164,8 @@ def _method_and_plan(config, dataset):
 def _train_step(config, method, dataset, plan):
   augment_fn = augment.get_augmentation(
       config.augmentation, input_shape=dataset.input_shape,
-      normalized_black=dataset.normalization.normalized(0.0))
+      normalized_black=dataset.normalization.normalized(0.0),
+      normalization=dataset.normalization, uint8_inputs=dataset.uint8_inputs)
   return method.make_train_step(
       loss_fn=losses.from_config(config.loss),
       learning_rate_fn=optim.make_schedule(config, epoch_steps=plan.epoch_steps),

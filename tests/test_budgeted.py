@@ -206,3 +206,22 @@ def test_end_at_last_step_reaches_the_end_rate_on_the_last_step():
   np.testing.assert_allclose([faithful(s) for s in range(8)], expected, rtol=1e-6)
   usual = optim.make_schedule(config, epoch_steps=[4, 4])
   assert float(usual(7)) == pytest.approx(0.1 + (1e-6 - 0.1) * 7 / 8, rel=1e-6)
+
+
+@pytest.mark.parametrize("method,fields", [
+    ("budgeted", {"method.sampler": "c", "mixing.name": "ricap"}),
+    ("selective_backprop", {"method.beta": 2.0, "mixing.name": "mixup"}),
+])
+def test_resumed_budgeted_runs_end_with_the_uninterrupted_numbers(tiny_config, tmp_path,
+                                                                  method, fields):
+  """The difficulty tables, selection counts, loss history and the queue of kept examples
+  are all in the checkpoint, so a killed run resumes to the same numbers."""
+  from tests.test_train import _records, _run_until_killed, _without_timings
+  config = _budget_config(tiny_config, method, **{**fields, "checkpoint.every_epochs": 1})
+  reference = train.train_and_evaluate(config, str(tmp_path / "reference"))
+  workdir = str(tmp_path / "killed")
+  _run_until_killed(config, workdir, after_epoch=1)
+  resumed = train.train_and_evaluate(config, workdir)
+  assert ([_without_timings(r) for r in _records(workdir)]
+          == [_without_timings(r) for r in _records(str(tmp_path / "reference"))])
+  assert _without_timings(resumed) == _without_timings(reference)
