@@ -56,3 +56,22 @@ def test_coreset_overhead_runs_and_prints_its_ratios(mnist1d_dir, capsys):
   # The tracker does not change training: both runs end with the same test accuracy.
   plain, dynamics = out.split("changes no number): ")[1].split(", ")
   assert plain.split()[-1] == dynamics.split()[-1]
+
+
+def test_budgeted_costs_runs_and_prints_its_ratios(mnist1d_dir, capsys):
+  import math  # pylint: disable=import-outside-toplevel
+  from benchmarks import budgeted_costs  # pylint: disable=import-outside-toplevel
+  results = budgeted_costs.main(["--quick", "--dataset=mnist1d", "--tfds_name=mnist1d",
+                                 f"--data_dir={mnist1d_dir}"])
+  out = capsys.readouterr().out
+  for line in ("full-data SGD", "budgeted unif-SGD", "selective backprop, β = 1/b − 1 = 2.33",
+               "measured SB epoch / full-data epoch", "ideal s + f", "ideal 1/3 + f",
+               "train step", "mixup (α 0.3)", "ricap (α 0.3)"):
+    assert line in out
+  # Signals get the mixings only: no image augmentation is timed (nor reported missing).
+  assert "crop_flip" not in out and "randaugment" not in out
+  numbers = [v for k, v in results.items() if not isinstance(v, dict)]
+  numbers += [*results["epochs"].values(), *results["augmentation_ms"].values()]
+  assert all(math.isfinite(v) and v > 0 for v in numbers)
+  # Selective backprop at b = 0.3 back-propagates about 30 % after its priming epoch.
+  assert 0.1 < results["sb_backward_fraction"] < 0.6

@@ -42,11 +42,15 @@ def test_importance_sampling_verdict_counts_gaps_beyond_the_seed_std():
                   "mnist1d,p,mixup,0.3": 96.0, "mnist1d,c,mixup,0.3": 97.45})
   claims = report.claims(cells, "mnist1d", ["standard", "mixup"])
   first = claims[0]
-  assert "(4 comparisons" in first
-  assert "better by more than the larger seed std in 1, worse in 1, within it in 2" in first
+  assert "p-SGD better in 1, worse in 1, within the std in 0 of 2" in first
+  assert "c-SGD better in 0, worse in 0, within the std in 2 of 2" in first
   assert first.endswith("Holds.")
   # Augmentation at 30 %: unif + mixup 97.5 against 98.0 at 100 %: -0.50, does not hold.
   assert "97.50 % against 98.00 % (-0.50 points). Does not hold here." in claims[1]
+  # p-SGD better in both comparisons: the claim does not hold, and says which sampler.
+  cells = _cells({**base, "mnist1d,p,standard,0.3": 97.5, "mnist1d,p,mixup,0.3": 98.0})
+  assert report.claims(cells, "mnist1d", ["standard", "mixup"])[0].endswith(
+      "Does not hold here: p-SGD beats uniform in most comparisons.")
 
 
 def test_entropy_claim_checks_the_ablation_order():
@@ -56,10 +60,13 @@ def test_entropy_claim_checks_the_ablation_order():
             "mnist1d,p,standard,0.3,no_eps_last": 10.2, "mnist1d,p,standard,0.3,no_eps": 10.5,
             "mnist1d,p,standard,0.3": 10.6}
   claims = report.claims(_cells(accuracy, rising), "mnist1d", ["standard"])
-  assert claims[-1].endswith("10.000 → 10.200 → 10.500 → 10.600. Holds.")
+  assert claims[-2].endswith("10.000 → 10.200 → 10.500 → 10.600. Holds.")
+  assert claims[-1].endswith("97.00 → 97.00 → 97.00 → 97.00 %. Holds.")
   falling = {**rising, "mnist1d,p,standard,0.3": 10.1}
-  claims = report.claims(_cells(accuracy, falling), "mnist1d", ["standard"])
-  assert claims[-1].endswith("Not monotone here.")
+  worse = {**accuracy, "mnist1d,p,standard,0.3": 96.0}
+  claims = report.claims(_cells(worse, falling), "mnist1d", ["standard"])
+  assert claims[-2].endswith("Not monotone here.")
+  assert claims[-1].endswith("97.00 → 97.00 → 97.00 → 96.00 %. Does not hold here.")
 
 
 def test_tables_mark_missing_cells_and_the_random_subsets_entropy():

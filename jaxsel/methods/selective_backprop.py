@@ -22,7 +22,12 @@ All of it is one jitted step with fixed shapes (a queue of 2B rows, a [B, H] com
 the percentiles), so nothing recompiles as the number kept varies, and nothing goes to the
 host within an epoch. The reference's per-example Python objects (B.9.6) are gone. The
 run reports how many examples it back-propagated (``num_backpropagated`` per epoch) and
-forwarded, and the coverage entropy of the per-example backprop counts.
+forwarded, and the coverage entropy of the per-example backprop counts; an epoch's
+``train_loss`` and ``train_accuracy`` are those of the scoring pass over every example.
+
+Under mixup the configured λ is used as drawn; the reference's selective backprop folds it
+to max(λ, 1 − λ) and fixes α = 0.3. RICAP works here (the reference's selective backprop
+silently runs without it, B.9.2).
 """
 
 import functools
