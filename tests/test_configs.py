@@ -196,6 +196,11 @@ def test_budgeted_importance_sampling_configs_follow_the_paper():
           randaugment.augmentation.randaugment_magnitude) == (2, 4)
   for dataset in bis.DATASETS:
     for method in bis.METHODS:
+      if method == "scores":  # all data
+        with pytest.raises(ValueError, match="BUDGET must be 1"):
+          bis.get_config(f"{dataset},{method},standard,0.5")
+        config_checks.check_config(bis.get_config(f"{dataset},{method},standard,1"))
+        continue
       config = bis.get_config(f"{dataset},{method},standard,0.5")
       if method == "coreset":  # needs a score file
         with pytest.raises(ValueError, match="config.method.scores_path"):

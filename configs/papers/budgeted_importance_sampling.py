@@ -26,7 +26,9 @@ ARG = "DATASET,METHOD,AUGMENTATION,BUDGET":
   paper does not say which core-set it used);
   ``unif`` / ``p`` / ``c``: unif-SGD, p-SGD, c-SGD, a new subset of ⌊b · N⌋ every epoch;
   ``sb``: selective backprop, with β = 1/b − 1 so that the expected back-propagated
-  fraction is b (the paper's default β = 3 is b = 0.25); it still forwards every example.
+  fraction is b (the paper's default β = 3 is b = 0.25); it still forwards every example;
+  ``scores``: full-data training that writes the training-dynamics score file a
+  ``coreset`` run reads (BUDGET 1).
 - AUGMENTATION (B.7): ``standard`` (pad-4 crop + flip on images; nothing on 1-d signals),
   ``mixup`` (α = 0.3), ``ricap`` (α = 0.3, after the standard one) or ``randaugment``
   (N = 2, M = 4 on the uint8 image, then the standard one; images only).
@@ -49,7 +51,7 @@ from configs import default
 from jaxsel import importance
 
 DATASETS = ("cifar10", "cifar100", "fashion_mnist", "mnist1d")
-METHODS = ("sgd", "random", "coreset", "unif", "p", "c", "sb")
+METHODS = ("sgd", "random", "coreset", "unif", "p", "c", "sb", "scores")
 AUGMENTATIONS = ("standard", "mixup", "ricap", "randaugment")
 SEED_POOL = (66446573, 59719201, 37273794, 40015061, 72942995, 10000149, 93149410, 10809540,
              62353799, 84783536, 51422067)
@@ -106,6 +108,9 @@ def _method(config: ml_collections.ConfigDict, dataset: str, method: str,
   elif method in ("random", "coreset"):
     config.method.update(rule="random" if method == "random" else "ccs",
                          pruning_rate=1.0 - budget)
+  elif method == "scores":
+    if budget < 1:
+      raise ValueError(f"METHOD 'scores' trains on all data: BUDGET must be 1, got {budget}")
   elif method in ("unif", "p", "c"):
     config.method.update(sampler=method, budget=budget)
   else:
@@ -134,7 +139,7 @@ def _parse(arg: str | None) -> tuple[str, str, str, float]:
 def method_family(method: str) -> str:
   """The jaxsel method a METHOD of this config runs."""
   return {"sgd": "full_data", "random": "coreset", "coreset": "coreset",
-          "sb": "selective_backprop"}.get(method, "budgeted")
+          "sb": "selective_backprop", "scores": "training_dynamics"}.get(method, "budgeted")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
