@@ -358,12 +358,12 @@ def count_histograms(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
 
 
 def grouped_bars(panels: Sequence[tuple[str, Sequence[str], Sequence[Mapping[str, Any]]]],
-                 path: str | os.PathLike, *, ylabel: str, ylim: tuple[float, float] | None = None,
-                 reference: float | None = None, reference_label: str = "") -> str:
+                 path: str | os.PathLike, *, ylabel: str) -> str:
   """Side-by-side panels of grouped bars: ``(title, group names, series)`` per panel, each
   series a mapping with ``label``, ``y`` (one value per group, NaN = missing) and
   optionally ``yerr`` and ``color``; the series' bars stand side by side in each group.
-  ``reference`` draws a dashed horizontal line (e.g. the full-budget accuracy)."""
+  Each panel's y axis spans its own bars (with room for the legend above them), so small
+  differences stay visible."""
   figure = _new_figure(5.5 * len(panels) + 0.5, 4.2, wspace=0.25)
   axes = figure.subplots(1, len(panels), squeeze=False)[0]
   for ax, (title, groups, series) in zip(axes, panels):
@@ -372,12 +372,13 @@ def grouped_bars(panels: Sequence[tuple[str, Sequence[str], Sequence[Mapping[str
       ax.bar(np.arange(len(groups)) + (i - (len(series) - 1) / 2) * width, bars["y"],
              width=width, yerr=bars.get("yerr"), capsize=2, label=bars["label"],
              color=bars.get("color"))
-    if reference is not None:
-      ax.axhline(reference, color="black", linestyle="--", linewidth=1,
-                 label=reference_label or None)
+    values = np.asarray([y for bars in series for y in bars["y"]], np.float64)
+    values = values[np.isfinite(values)]
+    if values.size:
+      low, high = float(values.min()), float(values.max())
+      span = max(high - low, 0.5)
+      ax.set_ylim(low - 0.15 * span, high + 0.6 * span)
     ax.set_xticks(np.arange(len(groups)), list(groups))
-    if ylim is not None:
-      ax.set_ylim(*ylim)
     _label_axes(ax, xlabel="", ylabel=ylabel, title=title)
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.legend(fontsize="x-small", ncol=3, loc="upper center")
   return _save_atomically(figure, path)
