@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from jaxsel import augment, randaugment
+from jaxsel import augment, pil_tables, randaugment
 from jaxsel.data import loading
 from jaxsel.data.dataset import Normalization
 
@@ -117,7 +117,7 @@ def test_apply_op_is_the_op_on_one_image():
 def test_autocontrast_reproduces_pillows_double_rounding():
   # Pillow computes int(x * scale + offset) in doubles, which for these (lo, hi, x) lands
   # just below the exact integer: e.g. a channel spanning 0..25 maps 25 to 254.
-  table = randaugment._autocontrast_corrections()
+  table = pil_tables.autocontrast_corrections()
   assert table.size == 12094
   picks = table[np.random.default_rng(0).choice(table.size, 40, replace=False)]
   for key in list(picks) + [(0 << 16) | (25 << 8) | 25]:
