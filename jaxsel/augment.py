@@ -354,9 +354,18 @@ def mixed_loss(loss_fn: LossFn, logits: jax.Array, labels: jax.Array, positions:
   logits [B, K], labels [B], positions int [B, M], weights [B, M] -> [B]. For mixup this is
   ``mixup_loss``: λ · ℓ(·, y_i) + (1 − λ) · ℓ(·, y_π(i)).
   """
-  total = weights[:, 0] * loss_fn(logits, labels[positions[:, 0]])
-  for m in range(1, positions.shape[1]):
-    total = total + weights[:, m] * loss_fn(logits, labels[positions[:, m]])
+  return blended_loss(loss_fn, logits, labels[positions], weights)
+
+
+def blended_loss(loss_fn: LossFn, logits: jax.Array, row_labels: jax.Array,
+                 weights: jax.Array) -> jax.Array:
+  """Σ_m weights[:, m] · loss(logits, row_labels[:, m]): [B, K], [B, M], [B, M] -> [B].
+
+  ``mixed_loss`` with each row's source labels already gathered (a method that stores
+  mixed rows away from their batch, as selective backprop's queue does, keeps these)."""
+  total = weights[:, 0] * loss_fn(logits, row_labels[:, 0])
+  for m in range(1, row_labels.shape[1]):
+    total = total + weights[:, m] * loss_fn(logits, row_labels[:, m])
   return total
 
 

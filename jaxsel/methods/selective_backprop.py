@@ -153,7 +153,7 @@ class SelectiveBackprop(base.Method):
         inputs, positions, weights = mixed
       labels, mask = batch["labels"][positions], batch["mask"]
       logits = steps.predict(state, inputs, mask)  # the scoring pass: eval mode
-      losses = _mixed_loss(loss_fn, logits, labels, weights)
+      losses = augment.blended_loss(loss_fn, logits, labels, weights)
       ms = state.method_state
       priming = epoch < method.priming_epochs
       appended = ring_append(ms["history"], ms["history_filled"], ms["history_next"],
@@ -203,11 +203,6 @@ class SelectiveBackprop(base.Method):
             "backprop_fraction": float(counts.sum() / (num_epochs * len(counts)))}
 
 
-def _mixed_loss(loss_fn, logits, labels, weights):
-  """Σ_m weights[:, m] · loss(logits, labels[:, m]): [B]."""
-  return sum(weights[:, m] * loss_fn(logits, labels[:, m]) for m in range(labels.shape[1]))
-
-
 def _backprop(state: TrainState, rows: jax.Array, epoch, *, loss_fn, batch_size,
               learning_rate_fn, schedule_unit) -> TrainState:
   """One optimizer step on the queue's first ``batch_size`` rows where ``rows`` is True,
@@ -218,7 +213,7 @@ def _backprop(state: TrainState, rows: jax.Array, epoch, *, loss_fn, batch_size,
 
   def objective(params):
     logits, new_model_state = steps.forward(state, params, queue["inputs"], rows)
-    per_example = _mixed_loss(loss_fn, logits, queue["labels"], queue["weights"])
+    per_example = augment.blended_loss(loss_fn, logits, queue["labels"], queue["weights"])
     loss = jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
     return loss, new_model_state
 
