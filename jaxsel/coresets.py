@@ -14,6 +14,8 @@ CCS selection takes milliseconds.
 
 import numpy as np
 
+from jaxsel.config_errors import UserError
+
 RULES = ("random", "monotonic", "ccs")
 
 
@@ -100,13 +102,41 @@ def class_balanced_monotonic(scores: np.ndarray, labels: np.ndarray, size: int, 
   return np.sort(np.concatenate(chosen))
 
 
-def strata(scores: np.ndarray, num_strata: int) -> np.ndarray:
-  """The stratum of each score: ``num_strata`` equal-width ranges from min to max, the last
-  one closed, so the maximum is in stratum ``num_strata − 1`` (C.4 step 3; the reference's
-  ``hi = 1.0001 · max`` leaves the top scores out when the maximum is ≤ 0). All scores equal:
-  all in stratum 0. int64 [M]."""
+def _reference_strata(scores: np.ndarray, num_strata: int) -> np.ndarray:
+  """The reference's edges (``stratified_sampling``): width (1.0001 · max − min) / k and
+  stratum j = [min + j · width, min + (j + 1) · width), every edge open at the top. For
+  max > 0 the top edge lies 1e-4 · max above the maximum, so every score is in a stratum."""
+  low = scores.min()
+  width = (1.0001 * scores.max() - low) / num_strata
+  edges = low + np.arange(num_strata + 1) * width  # as the reference forms them
+  index = np.searchsorted(edges, scores, side="right") - 1
+  # Never changes anything for max > 0 (the top edge is far above float64 rounding of it).
+  return np.minimum(index, num_strata - 1).astype(np.int64)
+
+
+def strata(scores: np.ndarray, num_strata: int, *, reference_edges: bool = False) -> np.ndarray:
+  """The stratum of each score (C.4 step 3). int64 [M].
+
+  Default: ``num_strata`` equal-width ranges from min to max, width (max − min) / k, the
+  last one closed, so the maximum is in stratum ``num_strata − 1``. All scores equal: all in
+  stratum 0.
+
+  ``reference_edges``: the reference's width (1.0001 · max − min) / k with open top edges.
+  The strata are wider by 1e-4 · max / k, so edge j moves up by j · 1e-4 · max / k and the
+  scores just above it drop into the stratum below; stratum sizes and allocations then
+  differ by ±1 here and there. Measured on 1,000 scores in 50 strata, 2,000 random draws
+  each: 2.49 scores change stratum on average (median 2, 0 to 9) for uniform scores on
+  [0, 1), and 1.27 (median 1, 0 to 6) for standard normal ones, each one stratum down.
+  Only for max > 0: there the factor does what it is meant to (include the maximum), while
+  for max ≤ 0 it leaves the top scores out of every stratum (all of them for a constant
+  score), the reference's bug, so max ≤ 0 falls back to the default edges. Computed in
+  float64; the reference works in its score tensor's dtype, which can move a score that
+  lies within rounding of an edge.
+  """
   scores = np.asarray(scores, np.float64)
   low, high = scores.min(), scores.max()
+  if reference_edges and high > 0:
+    return _reference_strata(scores, num_strata)
   if high == low:
     return np.zeros(len(scores), np.int64)
   index = np.floor((scores - low) / ((high - low) / num_strata)).astype(np.int64)
@@ -129,13 +159,14 @@ def allocate(stratum_sizes: np.ndarray, budget: int) -> np.ndarray:
 
 
 def ccs(importance: np.ndarray, cutoff_scores: np.ndarray, size: int, *, beta: float,
-        num_strata: int, rng: np.random.Generator,
-        tie_break: np.ndarray) -> tuple[np.ndarray, dict]:
+        num_strata: int, rng: np.random.Generator, tie_break: np.ndarray,
+        reference_strata: bool = False) -> tuple[np.ndarray, dict]:
   """Coverage-centric coreset selection (C.4 rule 3), returning (positions, details).
 
   1. Drop the ⌊β · M⌋ candidates of lowest ``cutoff_scores`` (the accumulated margin: the
      hardest, likely mislabeled examples; ties by ``tie_break``).
-  2. Split the rest into ``num_strata`` equal-width strata of ``importance``.
+  2. Split the rest into ``num_strata`` equal-width strata of ``importance`` (the
+     reference's edges with ``reference_strata``: ``strata(reference_edges=True)``).
   3. Allocate ``size`` over the strata by water-filling from the smallest.
   4. Draw each stratum's share uniformly without replacement with ``rng``.
 
@@ -148,11 +179,11 @@ def ccs(importance: np.ndarray, cutoff_scores: np.ndarray, size: int, *, beta: f
   order = _order(cutoff_scores, tie_break, descending=False)
   cut, kept = np.sort(order[:num_cut]), np.sort(order[num_cut:])
   if len(kept) < size:
-    raise ValueError(
+    raise UserError(
         f"config.method.beta={beta} removes {num_cut} of {num_candidates} examples, leaving "
         f"{len(kept)}, fewer than the coreset of {size}: use a beta of at most "
         f"{1 - size / num_candidates:.3g} (1 − coreset fraction)")
-  stratum = strata(importance[kept], num_strata)
+  stratum = strata(importance[kept], num_strata, reference_edges=reference_strata)
   sizes = np.bincount(stratum, minlength=num_strata)
   allocation = allocate(sizes, size)
   chosen = [rng.choice(kept[stratum == j], allocation[j], replace=False)

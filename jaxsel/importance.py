@@ -85,7 +85,9 @@ def sampling_weights(difficulty: jax.Array, *, sampler: str,
   historical mean or the last value). Raw weights: ``unif`` 1; ``p`` the difficulty, unseen
   candidates the largest seen one, all 1 when none is seen; ``c`` ŝ(1 − ŝ) of that p-SGD
   vector ŝ. With ``smoothing`` each weight gets ε = the mean raw weight added. Then
-  normalised (1e-10 added to an all-zero sum, as the reference).
+  normalised; weights that sum to 0 (every raw weight 0: every difficulty 0, or every ŝ 0
+  or 1, since ε is then 0 too) get 1e-10 added to each before normalising, as the
+  reference does, so the epoch is drawn uniformly instead of from an all-zero P.
   """
   if sampler not in SAMPLERS:
     raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
@@ -102,8 +104,10 @@ def sampling_weights(difficulty: jax.Array, *, sampler: str,
       # The reference builds the p-SGD vector first, then maps it (unseen included).
       raw = jnp.where(any_seen, raw * (1.0 - raw), 1.0)
   weights = raw + jnp.mean(raw) if smoothing else raw
-  total = jnp.sum(weights)
-  return weights / jnp.where(total > 0, total, total + 1e-10)
+  # The raw weights are >= 0, so a zero sum means every weight is 0. Adding 1e-10 to each
+  # (not only to the sum) is the reference's guard: P is then 1/M, not 0 everywhere.
+  weights = jnp.where(jnp.sum(weights) > 0, weights, weights + 1e-10)
+  return weights / jnp.sum(weights)
 
 
 def coverage_entropy(counts: np.ndarray) -> float:
@@ -121,5 +125,7 @@ def coverage_entropy(counts: np.ndarray) -> float:
 def budget_size(num_examples: int, budget: float) -> int:
   """n_b = ⌊b · N⌋ examples per epoch (B.2), at least 1. The product is rounded to 6
   decimals before the floor so float error does not lose an example (0.7 · 45,000 is
-  31,499.999999999996 in floating point)."""
+  31,499.999999999996 in floating point). The reference floors it unrounded,
+  ``int(N · b)``, so at such sizes it trains on one example fewer per epoch: 31,499
+  against 31,500 here for (45,000, 0.7), 125,999 against 126,000 for (180,000, 0.7)."""
   return max(1, math.floor(round(budget * num_examples, 6)))

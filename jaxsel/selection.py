@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsel.config_errors import UserError
+
 Selector = Callable[..., jax.Array]
 
 # float32 has a 24-bit significand: it holds every integer in [-2**24, 2**24] exactly, and
@@ -238,15 +240,38 @@ def weighted_without_replacement(key: jax.Array, weights: jax.Array, *, k: int) 
   Successive sampling (the first draw ∝ w, the next ∝ w among the rest, ...: the
   Plackett–Luce distribution that importance-sampling methods such as p-SGD / c-SGD mean by
   sampling without replacement, ALGORITHMS.md B.4), computed in one pass as the Gumbel-top-k
-  trick: the k largest of ``log w_i + G_i`` with G_i i.i.d. Gumbel(0, 1). A zero weight gets
-  ``-inf`` and is drawn only once every positive weight has been (then in position order);
-  k must not exceed M.
+  trick: the k largest of ``log w_i + G_i`` with G_i i.i.d. Gumbel(0, 1). k must not
+  exceed M.
+
+  Zero weights follow the reference's ``numpy.random.choice(replace=False, p=P)`` and its
+  fallback. With at least k positive weights a zero weight is never drawn (numpy draws
+  from P as it is). With fewer (all zero included), numpy refuses and the reference retries
+  with every zero set to 1e-10: all the positive weights are drawn, essentially surely,
+  and the places left go to zero-weight positions uniformly at random. Here exactly so:
+  the positive weights in their drawn order, then zero weights in a uniform random order
+  (never "the first positions", which would make an all-zero draw the same every epoch).
   """
   num_candidates = weights.shape[0]
   _check_k(k, num_candidates)
+  weights = weights.astype(jnp.float32)
   gumbel = jax.random.gumbel(key, (num_candidates,), jnp.float32)
-  keys = jnp.log(weights.astype(jnp.float32)) + gumbel
-  return _largest(keys, k).astype(jnp.int32)
+  positive = weights > 0
+  # log 0 = -inf: zero weights come after every positive one, but among themselves in
+  # position order, so when they are needed their places are filled below instead.
+  drawn = _largest(jnp.log(weights) + gumbel, k)
+  num_positive = jnp.sum(positive)
+
+  def fill_with_zero_weights():
+    # The zero weights by their own Gumbel noise alone: a uniformly random order of them.
+    # Two top-k's rather than one key mixing both tiers, which would cost the noise its
+    # float32 resolution; the second runs only when fewer than k weights are positive.
+    zeros_drawn = _largest(jnp.where(positive, -jnp.inf, gumbel), k)
+    place = jnp.arange(k)
+    return jnp.where(place < num_positive, drawn,
+                     zeros_drawn[jnp.maximum(place - num_positive, 0)])
+
+  return jax.lax.cond(num_positive >= k, lambda: drawn,
+                      fill_with_zero_weights).astype(jnp.int32)
 
 
 SELECTORS: dict[str, Selector] = {
@@ -260,7 +285,7 @@ def get_selector(name: str, *, field: str = "config.method.selector") -> Selecto
   """Looks up a selector by name; ``field`` is the config field the name came from, which
   the error for an unknown name reports."""
   if name not in SELECTORS:
-    raise ValueError(f"unknown {field} {name!r}; valid: {', '.join(sorted(SELECTORS))}")
+    raise UserError(f"unknown {field} {name!r}; valid: {', '.join(sorted(SELECTORS))}")
   return SELECTORS[name]
 
 
@@ -279,15 +304,15 @@ def subset_size(num_candidates: int, *, fraction: float | None = None,
   if num_candidates < 1:
     raise ValueError(f"there must be at least one candidate, got {num_candidates}")
   if (fraction is None) == (count is None):
-    raise ValueError(f"set exactly one of {fraction_field} and {count_field}, got "
-                     f"{fraction!r} and {count!r}")
+    raise UserError(f"set exactly one of {fraction_field} and {count_field}, got "
+                    f"{fraction!r} and {count!r}")
   if fraction is not None:
     if isinstance(fraction, bool) or not 0 < fraction <= 1:
-      raise ValueError(f"{fraction_field} must be in (0, 1], got {fraction!r}")
+      raise UserError(f"{fraction_field} must be in (0, 1], got {fraction!r}")
     return max(1, int(fraction * num_candidates))
   if (isinstance(count, bool) or not isinstance(count, (int, np.integer))
       or not 1 <= count <= num_candidates):
-    raise ValueError(f"{count_field} must be in [1, {num_candidates}], got {count!r}")
+    raise UserError(f"{count_field} must be in [1, {num_candidates}], got {count!r}")
   return int(count)
 
 

@@ -25,6 +25,13 @@ def test_budget_size_is_the_floor_without_float_loss(budget, num, size):
   assert importance.budget_size(num, budget) == size
 
 
+def test_budget_size_keeps_one_more_than_the_references_unrounded_floor():
+  # 45,000 · 0.7 = 31499.999999999996 in floating point: the reference's int(N · b) trains
+  # on 31,499 per epoch, the rounded floor here on 31,500 (and 126,000 against 125,999).
+  assert int(45000 * 0.7) == 31499 and importance.budget_size(45000, 0.7) == 31500
+  assert int(180000 * 0.7) == 125999 and importance.budget_size(180000, 0.7) == 126000
+
+
 def test_coverage_entropy_by_hand():
   assert importance.coverage_entropy(np.full(8, 3)) == pytest.approx(math.log(8))
   # Counts (2, 1, 1, 0): p = (1/2, 1/4, 1/4): H = 1.5 ln 2.
@@ -48,6 +55,22 @@ def test_p_sgd_without_smoothing_never_draws_a_zero_weight_while_others_remain()
     ids, counts = _draw(difficulty, sampler="p", smoothing=False, k=5, epoch=epoch)
     np.testing.assert_array_equal(ids, [1, 3, 5, 7, 9])
     np.testing.assert_array_equal(counts, np.arange(10) % 2)
+
+
+@pytest.mark.parametrize("sampler,value", [("p", 0.0), ("c", 1.0)])
+def test_all_zero_weights_draw_uniform_epochs_as_the_reference(sampler, value):
+  # Every difficulty 0 (p-SGD) or every ŝ = 1 (c-SGD: ŝ(1 − ŝ) = 0): every weight is 0,
+  # ε too, and the reference's 1e-10 on each weight makes the epoch a uniform draw. k = 5
+  # of 10 over 1,000 epochs: each id Binomial(1000, 1/2), std √250 ≈ 15.8.
+  difficulty = np.full(10, value)
+  counts = jnp.zeros(10, jnp.int32)
+  first_five = 0
+  for epoch in range(1000):
+    ids, counts = _draw(difficulty, sampler=sampler, smoothing=True, k=5, epoch=epoch,
+                        counts=counts)
+    first_five += int(np.array_equal(ids, np.arange(5)))
+  np.testing.assert_array_less(np.abs(np.asarray(counts) - 500), 5 * math.sqrt(250))
+  assert first_five < 20  # 1 / C(10, 5) = 1/252 of the epochs: about 4
 
 
 def test_p_sgd_with_smoothing_inclusion_frequencies_follow_successive_sampling():

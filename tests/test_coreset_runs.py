@@ -109,6 +109,9 @@ def test_resumed_coreset_run_uses_the_same_coreset_and_ends_the_same(tiny_config
      "config.method.beta=0.5 removes 1800 of 3600 examples, leaving 1800, fewer than the "
      "coreset of 2520"),
     ({"method.rule": "top_k"}, ValueError, "unknown config.method.rule 'top_k'"),
+    # (ConfigDict refuses other types for a bool field, but lets None through.)
+    ({"method.reference_strata": None}, ValueError,
+     "config.method.reference_strata must be True or False, got None"),
     ({"method.key": "margin"}, ValueError,
      "config.method.scores_path .* lacks the required tables margin"),
     ({"method.scores_path": ""}, ValueError, "config.method.scores_path must be a score file"),
@@ -126,10 +129,37 @@ def test_bad_coreset_input_fails_before_training(tiny_config, scores_dir, tmp_pa
   assert not (tmp_path / "run" / "config.json").exists()
 
 
+def test_reference_strata_reaches_the_ccs_selection(tiny_config, scores_dir):
+  # The coreset method built in-process on the score file's 3,600 margins (β = 0.1 cuts
+  # 360, 3,240 are stratified in 50 strata): each setting of method.reference_strata gives
+  # the stratum sizes of its edge rule, and on these margins the two rules differ.
+  built = {}
+  for reference in (False, True):
+    config = _coreset_config(tiny_config, scores_dir, **{"method.reference_strata": reference})
+    coreset_method.Coreset.check_config(config)
+    dataset = train.load_data(config)
+    built[reference] = coreset_method.Coreset(config, dataset)
+  margins = artifacts.load(scores_dir).for_ids("accumulated_margin", dataset.train_ids)
+  kept = built[False].details["kept"]
+  np.testing.assert_array_equal(built[True].details["kept"], kept)  # the same cutoff
+  expected = {reference: np.bincount(
+      coresets.strata(margins[kept].astype(np.float64), 50, reference_edges=reference),
+      minlength=50) for reference in (False, True)}
+  assert margins[kept].max() > 0 and not np.array_equal(expected[False], expected[True])
+  for reference in (False, True):
+    np.testing.assert_array_equal(built[reference].details["stratum_sizes"],
+                                  expected[reference])
+    assert len(built[reference].coreset_ids) == 360
+
+
 def test_coreset_size_rounds_the_ratio_not_the_rate():
   # 1 − 0.9 = 0.09999999999999998 in floating point; the coreset still keeps 10 %.
   assert coreset_method.coreset_size(45000, 0.9) == 4500
+  # 0.7 · 45,000 = 31499.999999999996: rounded first, 31,500 here; the reference's
+  # int(0.7 · 45000) keeps 31,499 (and 125,999 of 180,000 where this keeps 126,000).
   assert coreset_method.coreset_size(45000, 0.3) == 31500
+  assert int(0.7 * 45000) == 31499 and int(0.7 * 180000) == 125999
+  assert coreset_method.coreset_size(180000, 0.3) == 126000
   assert coreset_method.coreset_size(10, 0.0) == 10
   assert coreset_method.coreset_size(10, 0.99) == 1
 

@@ -39,6 +39,61 @@ def test_strata_are_equal_width_with_the_last_one_closed():
   np.testing.assert_array_equal(coresets.strata(np.full(4, -3.0), 50), [0, 0, 0, 0])
 
 
+def test_reference_edges_are_wider_and_open_at_the_top():
+  scores = np.arange(11.0)  # 0, 1, ..., 10
+  # Default: width (10 − 0) / 5 = 2, floor(s / 2), 10 into the closed last stratum.
+  np.testing.assert_array_equal(coresets.strata(scores, 5), [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 4])
+  # Reference: width (1.0001 · 10 − 0) / 5 = 2.0002, edges 0, 2.0002, 4.0004, 6.0006,
+  # 8.0008, 10.001: 2, 4, 6 and 8 now lie below an edge and drop a stratum; 10 < 10.001.
+  np.testing.assert_array_equal(coresets.strata(scores, 5, reference_edges=True),
+                                [0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4])
+  # (0, 5, 10) in 2 strata: 5 is the default's edge, below the reference's 5.0005.
+  three = np.asarray([0.0, 5.0, 10.0])
+  np.testing.assert_array_equal(coresets.strata(three, 2), [0, 1, 1])
+  np.testing.assert_array_equal(coresets.strata(three, 2, reference_edges=True), [0, 0, 1])
+  # A negative minimum: width (1.0001 · 2 + 2) / 2 = 2.0001, edge 0.0001, so 0 is in 0.
+  np.testing.assert_array_equal(
+      coresets.strata(np.asarray([-2.0, 0.0, 1.0, 2.0]), 2, reference_edges=True), [0, 0, 1, 1])
+  np.testing.assert_array_equal(coresets.strata(np.asarray([-2.0, 0.0, 1.0, 2.0]), 2),
+                                [0, 1, 1, 1])
+  # A positive constant: width 1e-4 · 3 / 50 > 0, all in stratum 0 (as the default).
+  np.testing.assert_array_equal(coresets.strata(np.full(3, 3.0), 50, reference_edges=True), 0)
+
+
+@pytest.mark.parametrize("scores,expected", [
+    # The reference: 1.0001 · 0 = 0, width 1, edges -2, -1, 0: the maximum 0 is in no stratum.
+    ((-2.0, -1.0, 0.0), (0, 1, 1)),
+    # The reference: width (−1.0001 + 4) / 2 = 1.49995, top edge −1.0001 < −1: −1 is out.
+    ((-4.0, -2.0, -1.0), (0, 1, 1)),
+    # Constants ≤ 0: width 0 (or negative) in the reference, every stratum empty.
+    ((-3.0, -3.0, -3.0), (0, 0, 0)),
+    ((0.0, 0.0), (0, 0)),
+])
+def test_reference_edges_keep_the_fix_when_the_maximum_is_not_positive(scores, expected):
+  scores = np.asarray(scores)
+  np.testing.assert_array_equal(coresets.strata(scores, 2, reference_edges=True), expected)
+  np.testing.assert_array_equal(coresets.strata(scores, 2), expected)
+
+
+def test_ccs_reference_strata_changes_the_strata_sizes_and_allocation():
+  # Scores 0..10 in 5 strata (as above), a coreset of 9, no cutoff. Default sizes
+  # (2, 2, 2, 2, 3): water-filling from stratum 0 gives ⌊9/5⌋ = 1, then ⌊8/4⌋ = 2, 2, 2, 2.
+  # Reference sizes (3, 2, 2, 2, 2): strata 1..4 first get 1, 2, 2, 2 and stratum 0 the 2
+  # left.
+  scores = np.arange(11.0)
+  _, fixed = _ccs(scores, scores, 9, beta=0.0, num_strata=5)
+  np.testing.assert_array_equal(fixed["stratum_sizes"], [2, 2, 2, 2, 3])
+  np.testing.assert_array_equal(fixed["allocation"], [1, 2, 2, 2, 2])
+  positions, reference = coresets.ccs(scores, scores, 9, beta=0.0, num_strata=5,
+                                      rng=np.random.default_rng(0), tie_break=_tie_break(11),
+                                      reference_strata=True)
+  np.testing.assert_array_equal(reference["stratum_sizes"], [3, 2, 2, 2, 2])
+  np.testing.assert_array_equal(reference["allocation"], [2, 1, 2, 2, 2])
+  # Two of {0, 1, 2}, one of {3, 4}, and all of 5..10 (strata 2-4 get their 2 each).
+  assert len(set(positions) & {0, 1, 2}) == 2 and len(set(positions) & {3, 4}) == 1
+  assert set(range(5, 11)) <= set(positions) and len(positions) == 9
+
+
 def _tie_break(n, seed=0):
   return np.random.default_rng(seed).permutation(n)
 

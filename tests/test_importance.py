@@ -52,11 +52,30 @@ def test_nothing_seen_yet_is_uniform_and_bad_names_are_refused():
   unseen = jnp.full(5, importance.UNSEEN)
   for sampler in importance.SAMPLERS:
     np.testing.assert_allclose(importance.sampling_weights(unseen, sampler=sampler), 0.2)
-  # All seen examples at zero difficulty, no smoothing: the 1e-10 guard avoids 0 / 0.
-  zero = importance.sampling_weights(jnp.zeros(3), sampler="p", smoothing=False)
-  assert np.all(np.isfinite(zero)) and np.all(np.asarray(zero) == 0)
   with pytest.raises(ValueError, match="unknown sampler 'q'"):
     importance.sampling_weights(unseen, sampler="q")
+
+
+@pytest.mark.parametrize("difficulty,sampler", [
+    ((0.0, 0.0, 0.0), "p"),  # every example learned: raw weights 0, so ε = 0 too
+    ((1.0, 1.0, 1.0), "c"),  # ŝ(1 − ŝ) = 0 at ŝ = 1
+    ((0.0, 1.0, 0.0), "c"),  # ... and at ŝ = 0
+])
+@pytest.mark.parametrize("smoothing", [True, False])
+def test_all_zero_weights_give_a_uniform_p_as_the_reference(difficulty, sampler, smoothing):
+  # The reference adds 1e-10 to every weight when they sum to 0: P = 1e-10 / 3e-10 = 1/3
+  # each (adding it to the sum alone would leave P = 0 everywhere).
+  weights = importance.sampling_weights(jnp.asarray(difficulty), sampler=sampler,
+                                        smoothing=smoothing)
+  np.testing.assert_allclose(weights, [1 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+
+
+def test_a_partly_zero_p_keeps_its_zeros():
+  # Raw (0, .5, 0, .3) without ε sums to .8 > 0: no 1e-10 anywhere, so the zeros stay 0.
+  weights = importance.sampling_weights(jnp.asarray([0.0, 0.5, 0.0, 0.3]), sampler="p",
+                                        smoothing=False)
+  np.testing.assert_array_equal(np.asarray(weights)[[0, 2]], 0.0)
+  np.testing.assert_allclose(np.asarray(weights)[[1, 3]], [0.625, 0.375], rtol=1e-6)
 
 
 def test_area_attribution_gives_each_source_its_patches_predictions():

@@ -497,7 +497,7 @@ def _inclusion_probabilities(weights, k):
 
 
 @pytest.mark.parametrize("weights,k", [((1.0, 2.0, 3.0, 4.0), 2), ((0.5, 0.1, 5.0, 1.0, 1.0), 3),
-                                       ((1.0, 0.0, 2.0, 1.0), 2)])
+                                       ((1.0, 0.0, 2.0, 1.0), 2), ((0.0, 2.0, 0.0, 1.0), 2)])
 def test_weighted_without_replacement_matches_exact_inclusion_probabilities(weights, k):
   draws = 40_000
   keys = jax.random.split(jax.random.PRNGKey(0), draws)
@@ -515,3 +515,45 @@ def test_weighted_without_replacement_matches_exact_inclusion_probabilities(weig
   target = np.asarray(weights) / np.sum(weights)
   np.testing.assert_array_less(np.abs(first - target),
                                5 * np.sqrt(target * (1 - target) / draws) + 1e-12)
+
+
+def _weighted_draws(weights, k, draws, seed=0):
+  keys = jax.random.split(jax.random.PRNGKey(seed), draws)
+  return np.asarray(jax.jit(jax.vmap(functools.partial(
+      selection.weighted_without_replacement, weights=jnp.asarray(weights, jnp.float32),
+      k=k)))(keys))
+
+
+def test_all_zero_weights_draw_a_uniform_subset_not_the_first_k():
+  # M = 20, k = 5 from all-zero weights: each position is in a draw with probability 1/4,
+  # so over 4,000 draws Binomial(4000, 1/4): mean 1,000, standard deviation √750 ≈ 27.4.
+  samples = _weighted_draws(np.zeros(20), 5, 4000)
+  assert all(len(set(row)) == 5 for row in samples.tolist())
+  counts = np.bincount(samples.ravel(), minlength=20)
+  np.testing.assert_array_less(np.abs(counts - 1000), 5 * math.sqrt(750))
+  # Unbatched (the lax.cond path, not vmap's select): a draw from all-zero weights is not
+  # positions 0..4 (chance 1 / C(20, 5) = 1 / 15,504), and another key draws another set.
+  draw = jax.jit(functools.partial(selection.weighted_without_replacement, k=5))
+  first = np.asarray(draw(jax.random.PRNGKey(1), jnp.zeros(20)))
+  second = np.asarray(draw(jax.random.PRNGKey(2), jnp.zeros(20)))
+  assert set(first.tolist()) != set(range(5))
+  assert set(first.tolist()) != set(second.tolist())
+
+
+def test_fewer_positive_weights_than_k_are_all_drawn_first_then_zeros_uniformly():
+  # Weights (0, 3, 0, 0, 1, 0), k = 4: the two positive ones fill the first two places
+  # (id 1 first with probability 3/4), the two places left go to two of the four zeros,
+  # so each zero is in a draw with probability 1/2: Binomial(4000, 1/2), std √1000.
+  weights = (0.0, 3.0, 0.0, 0.0, 1.0, 0.0)
+  samples = _weighted_draws(weights, 4, 4000, seed=5)
+  assert all(sorted(row[:2]) == [1, 4] for row in samples.tolist())
+  assert all(len(set(row)) == 4 for row in samples.tolist())
+  first_is_1 = np.mean(samples[:, 0] == 1)
+  assert abs(first_is_1 - 0.75) < 5 * math.sqrt(0.75 * 0.25 / 4000)
+  counts = np.bincount(samples[:, 2:].ravel(), minlength=6)
+  np.testing.assert_array_equal(counts[[1, 4]], 0)
+  np.testing.assert_array_less(np.abs(counts[[0, 2, 3, 5]] - 2000), 5 * math.sqrt(1000))
+  # Unbatched, the same rule.
+  row = np.asarray(jax.jit(functools.partial(selection.weighted_without_replacement, k=4))(
+      jax.random.PRNGKey(0), jnp.asarray(weights)))
+  assert sorted(row[:2].tolist()) == [1, 4] and set(row[2:].tolist()) <= {0, 2, 3, 5}

@@ -43,7 +43,10 @@ def coreset_size(num_examples: int, pruning_rate: float) -> int:
   """⌊(1 − pruning_rate) · N⌋, at least 1. The product is rounded to 6 decimals before the
   floor, so that float error does not lose an example: (1 − 0.9) · 45,000 is
   4499.999999999999 in floating point, and the reference (which is given the ratio 0.1,
-  not the rate) keeps 4,500."""
+  not the rate) keeps 4,500. The reference floors its own product unrounded, int(r · N),
+  so where that product lands just below an integer it keeps one example fewer than
+  this: ratio 0.7 of 45,000 (0.7 · 45,000 = 31499.999999999996) is 31,499 there and
+  31,500 here, and likewise 125,999 against 126,000 of 180,000."""
   return max(1, math.floor(round((1.0 - pruning_rate) * num_examples, 6)))
 
 
@@ -67,6 +70,11 @@ class Coreset(base.Method):
         beta=0.0,  # ccs: the fraction of lowest-cutoff_key examples cut first, in [0, 1)
         cutoff_key="accumulated_margin",  # ccs: the score of the hard-example cutoff
         num_strata=50,  # ccs
+        # ccs. False: strata of width (max − min) / num_strata, the last one closed |
+        # True: the reference's (1.0001 · max − min) / num_strata with open top edges,
+        # which moves 1 to 3 scores in 1,000 one stratum down (coresets.strata; for
+        # max <= 0, where the reference loses the top scores, the first rule is kept).
+        reference_strata=False,
         tie_break="random",  # random: one permutation of the ids from the seed | index
     ))
 
@@ -81,6 +89,8 @@ class Coreset(base.Method):
             method.beta)
     require(is_int(method.num_strata) and method.num_strata >= 1, "method.num_strata",
             "a positive integer", method.num_strata)
+    require(isinstance(method.reference_strata, bool), "method.reference_strata",
+            "True or False", method.reference_strata)
     if method.rule != "random":
       require(bool(method.scores_path), "method.scores_path",
               f"a score file of a training_dynamics run for rule {method.rule!r}",
@@ -129,7 +139,8 @@ class Coreset(base.Method):
     positions, self.details = coresets.ccs(
         self._score(method.key), self._score(method.cutoff_key), self.size,
         beta=method.beta, num_strata=method.num_strata,
-        rng=host_rng(self.config.seed, "coreset"), tie_break=ties)
+        rng=host_rng(self.config.seed, "coreset"), tie_break=ties,
+        reference_strata=method.reference_strata)
     return positions
 
   def examples_in_epoch(self, epoch: int) -> int:
