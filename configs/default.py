@@ -111,7 +111,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.optimizer = ml_collections.ConfigDict(dict(
       name="sgd",  # sgd | adam | adamw
       learning_rate=0.05,
-      momentum=0.9,
+      momentum=0.9,  # in [0, 1); sgd only (0: plain SGD; nesterov=True needs > 0)
       nesterov=False,
       weight_decay=5e-4,  # coupled L2 (added to the gradient), as PyTorch SGD
   ))
@@ -121,7 +121,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       unit="epoch",  # 'epoch': lr changes once per epoch; 'step': every step
       lr_warmup_epochs=0.0,  # linear learning-rate warm-up, in epochs
       end_learning_rate=0.0,
-      milestone_epochs=(),  # multistep only, e.g. (60, 120, 160)
+      # multistep only, e.g. (60, 120, 160): increasing epochs of the run, also with
+      # unit='step' (where a milestone may be a fraction of an epoch).
+      milestone_epochs=(),
       decay_factor=0.2,  # multistep only
       # multistep only. True: each decay one epoch late, as the forgetting reference's
       # legacy scheduler.step(epoch) (ALGORITHMS.md D.7) | False: at the milestone epochs.

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxsel.config_errors import is_int, require
+from jaxsel.config_errors import UserError, choice, is_finite_real, is_int, require
 from jaxsel.losses import LossFn
 
 
@@ -231,7 +231,7 @@ def _is_image(input_shape) -> bool:
 
 
 def check_cutout_size(size, input_shape: Sequence[int] | None = None) -> None:
-  """ValueError naming ``augmentation.cutout_size`` unless it is 0 (off) or an integer in
+  """UserError naming ``augmentation.cutout_size`` unless it is 0 (off) or an integer in
   [2, the inputs' largest side] (checked only given ``input_shape``). A size of 1 is refused
   because its hole, [c, c), is empty; a larger size than the input's sides is refused as a
   mistake, since a hole that wide, centred, already blanks the whole input."""
@@ -248,18 +248,22 @@ def check_cutout_size(size, input_shape: Sequence[int] | None = None) -> None:
           f"{tuple(input_shape)}", size)
 
 
+def check_crop_flip(config: ml_collections.ConfigDict) -> None:
+  """UserError naming the field for a bad ``crop_flip`` setting of ``config.augmentation``
+  (checked whatever the augmentation's name, before any data is loaded)."""
+  choice(config.pad_mode, "augmentation.pad_mode", PAD_MODES)
+  require(is_int(config.crop_padding) and config.crop_padding >= 0,
+          "augmentation.crop_padding", "an integer >= 0", config.crop_padding)
+  require(isinstance(config.flip, bool), "augmentation.flip", "True or False", config.flip)
+
+
 def _crop_flip_from_config(config: ml_collections.ConfigDict, input_shape: Sequence[int],
                            normalized_black: np.ndarray | None) -> AugmentFn:
   name = config.name
   if not _is_image(input_shape):
-    raise ValueError(f"config.augmentation.name={name!r} needs images [H, W, C]; this "
-                     f"dataset's inputs have shape {tuple(input_shape)}. Valid here: none")
-  if config.pad_mode not in PAD_MODES:
-    raise ValueError(f"unknown config.augmentation.pad_mode {config.pad_mode!r}; valid: "
-                     f"{', '.join(PAD_MODES)}")
-  if not (isinstance(config.crop_padding, int) and 0 <= config.crop_padding):
-    raise ValueError(f"config.augmentation.crop_padding must be an integer >= 0, got "
-                     f"{config.crop_padding!r}")
+    raise UserError(f"config.augmentation.name={name!r} needs images [H, W, C]; this "
+                    f"dataset's inputs have shape {tuple(input_shape)}. Valid here: none")
+  check_crop_flip(config)
   pad_value = 0.0
   if config.pad_mode == "black":
     if normalized_black is None:
@@ -289,16 +293,14 @@ def get_augmentation(config: ml_collections.ConfigDict, *, input_shape: Sequence
   switching one on leaves the others' draws unchanged. ``normalized_black``: float [C], the
   value black pixels have after normalisation (the padding of ``pad_mode='black'``).
   ``normalization`` (a ``jaxsel.data.Normalization``) and ``uint8_inputs``: the dataset's,
-  which RandAugment needs to recover the pixel values. Raises ValueError naming the field
+  which RandAugment needs to recover the pixel values. Raises UserError naming the field
   for an unknown name or pad mode, a bad cutout size or RandAugment setting, or an
   augmentation that does not apply to inputs of ``input_shape``.
   """
   # Imported here: jaxsel.randaugment is only needed once RandAugment is configured.
   from jaxsel import randaugment  # pylint: disable=import-outside-toplevel
   name = config.name
-  if name not in AUGMENTATIONS:
-    raise ValueError(f"unknown config.augmentation.name {name!r}; valid: "
-                     f"{', '.join(AUGMENTATIONS)}")
+  choice(name, "augmentation.name", AUGMENTATIONS)
   check_cutout_size(config.cutout_size, input_shape)
   # Configs made before RandAugment existed have no such fields: off.
   num_ops = config.get("randaugment_num_ops", 0)
@@ -375,13 +377,13 @@ def get_mixing(config: ml_collections.ConfigDict, *,
   also refuses a mixing that does not apply to such inputs (RICAP on inputs too small to
   split), naming the field."""
   name = config.name
-  if name not in MIXINGS:
-    raise ValueError(f"unknown config.mixing.name {name!r}; valid: {', '.join(MIXINGS)}")
+  choice(name, "mixing.name", MIXINGS)
+  # Checked also when off: a NaN left in the field is a mistake all the same. An infinite
+  # α would make Beta(α, α) draws NaN.
+  require(is_finite_real(config.alpha) and config.alpha > 0, "mixing.alpha",
+          "> 0 and finite", config.alpha)
   if name == "none":
     return None
-  if isinstance(config.alpha, bool) or not config.alpha > 0:
-    raise ValueError(f"config.mixing.alpha must be > 0 for config.mixing.name={name!r}, "
-                     f"got {config.alpha!r}")
   if name == "mixup":
     return functools.partial(mixup_batch, alpha=float(config.alpha))
   from jaxsel import ricap  # imports this module's ``Mixed``

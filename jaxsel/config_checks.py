@@ -1,31 +1,105 @@
 """Checks a config before any data is loaded or any step is compiled.
 
-Every error names the offending field and what it allows, so a typo in a
-``--config.field=value`` override fails in a second, not after an epoch. This module checks
-the sections every run has; the method's own section, ``config.method``, is checked by the
-method (``Method.check_config``), and the registries (models, losses, augmentations,
-mixings, optimizers) check their own names and hyper-parameters.
+Every error is a ``UserError`` naming the offending field and what it allows, so a typo in
+a ``--config.field=value`` override fails in a second, not after an epoch (or as a NaN
+loss). Every field of every section has a check of its type and range, whether or not the
+run uses it (a NaN left in an unused field is a mistake all the same); checks between
+fields are made where a field is used (milestones only for the multistep schedule, ...).
+This module checks the sections every run has; the method's own section, ``config.method``,
+is checked here against the types of the method's defaults and then by the method
+(``Method.check_config``), and the registries (models, losses, augmentations, mixings,
+optimizers and schedules) check their own names and hyper-parameters.
+
+``check_against_data`` runs once the data is loaded (and its variant built), before
+anything is written.
 """
 
 import math
 
 import ml_collections
 
-from jaxsel import augment, losses, methods, models, optim
-from jaxsel.config_errors import choice, is_int, is_real, require
+from jaxsel import augment, losses, methods, models, optim, randaugment
+from jaxsel.config_errors import (UserError, choice, did_you_mean, is_finite_real, is_int,
+                                  is_positive_int, is_real, one_line_repr, require)
 from jaxsel.data import variants
 
 PROGRESS_BAR_MODES = ("auto", "on", "off")
 
 
 def _positive_int(value, field: str) -> None:
-  require(is_int(value) and value > 0, field, "a positive integer", value)
+  require(is_positive_int(value), field, "a positive integer", value)
+
+
+def _bool(value, field: str) -> None:
+  require(isinstance(value, bool), field, "True or False", value)
 
 
 def _period(section: ml_collections.ConfigDict, prefix: str) -> None:
   for field in ("every_epochs", "every_steps"):
     require(is_int(section[field]) and section[field] >= 0, f"{prefix}.{field}",
             "an integer >= 0 (0: never)", section[field])
+
+
+def _check_dataset(data: ml_collections.ConfigDict) -> None:
+  """``config.dataset``; the name itself is looked up when the data is loaded."""
+  require(isinstance(data.name, str) and bool(data.name), "dataset.name",
+          "a dataset name (str), e.g. 'mnist1d'", data.name)
+  require(isinstance(data.data_dir, str), "dataset.data_dir",
+          "a directory (str; '' = TFDS's default)", data.data_dir)
+  fraction = data.train_fraction
+  require(is_real(fraction) and 0 < fraction <= 1, "dataset.train_fraction", "in (0, 1]",
+          fraction)
+  # numpy's default_rng takes any integer >= 0.
+  require(is_int(data.split_seed) and data.split_seed >= 0, "dataset.split_seed",
+          "an integer >= 0", data.split_seed)
+  mean, std = data.normalization_mean, data.normalization_std
+  require(isinstance(mean, (tuple, list)) and all(is_finite_real(m) for m in mean),
+          "dataset.normalization_mean",
+          "a list of finite numbers (one per channel, or one for all; [] = the dataset's)",
+          mean)
+  # Inputs are divided by the std: 0 makes them infinite and the loss NaN.
+  require(isinstance(std, (tuple, list)) and all(is_finite_real(s) and s > 0 for s in std),
+          "dataset.normalization_std",
+          "a list of finite numbers > 0 (one per channel, or one for all; [] = the "
+          "dataset's)", std)
+  require(len(std) == len(mean), "dataset.normalization_std",
+          f"as long as config.dataset.normalization_mean ({len(mean)} values; both [] for "
+          "the dataset's own statistics)", std)
+
+
+def _check_model(model: ml_collections.ConfigDict) -> None:
+  choice(model.name, "model.name", models.MODELS)
+  require(isinstance(model.kwargs, (ml_collections.ConfigDict, dict)), "model.kwargs",
+          "a dict of the model's options", model.kwargs)
+  models.check_options(model.name, model.kwargs)
+
+
+def _check_like(section: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict,
+                prefix: str) -> None:
+  """Every field of ``section`` has the type of its default in ``defaults`` (a float
+  default: a finite real), and no field is unknown or missing."""
+  for name in sorted(section.keys()):
+    if name not in defaults:
+      raise UserError(f"config.{prefix}.{name}: config.{prefix} has no field {name!r}; "
+                      f"{did_you_mean(name, defaults.keys())}valid: "
+                      f"{', '.join(sorted(defaults.keys()))}")
+  for name in sorted(defaults.keys()):
+    field, default = f"{prefix}.{name}", defaults[name]
+    if name not in section:
+      raise UserError(f"config.{field} is missing (its default: {one_line_repr(default)})")
+    value = section[name]
+    if isinstance(default, ml_collections.ConfigDict):
+      require(isinstance(value, ml_collections.ConfigDict), field, "a section of fields",
+              value)
+      _check_like(value, default, field)
+    elif isinstance(default, bool):
+      _bool(value, field)
+    elif is_int(default):
+      require(is_int(value), field, "an integer", value)
+    elif isinstance(default, float):
+      require(is_finite_real(value), field, "a finite real", value)
+    elif isinstance(default, str):
+      require(isinstance(value, str), field, "a str", value)
 
 
 def _check_variant(config: ml_collections.ConfigDict) -> None:
@@ -56,38 +130,27 @@ def _check_variant(config: ml_collections.ConfigDict) -> None:
   for field in ("label_percent", "value_percent"):
     require(is_real(noise[field]) and 0 <= noise[field] <= 100, f"noise.{field}",
             "in [0, 100]", noise[field])
-  require(is_real(noise.value_mean) and math.isfinite(noise.value_mean), "noise.value_mean",
-          "a finite real", noise.value_mean)
-  require(is_real(noise.value_std) and 0 <= noise.value_std < math.inf, "noise.value_std",
+  require(is_finite_real(noise.value_mean), "noise.value_mean", "a finite real",
+          noise.value_mean)
+  require(is_finite_real(noise.value_std) and noise.value_std >= 0, "noise.value_std",
           "a finite real >= 0", noise.value_std)
   choice(noise.value_overflow, "noise.value_overflow", variants.OVERFLOWS)
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ``ValueError`` naming the field for every value that cannot work."""
-  choice(config.model.name, "model.name", models.MODELS)
-  method = methods.get_method(config.method.name)
-  choice(config.optimizer.name, "optimizer.name", optim.OPTIMIZERS)
-  choice(config.schedule.name, "schedule.name", optim.SCHEDULES)
-  choice(config.schedule.unit, "schedule.unit", optim.SCHEDULE_UNITS)
-  choice(config.progress_bar, "progress_bar", PROGRESS_BAR_MODES)
-  losses.from_config(config.loss)  # name and hyper-parameter ranges
-  augment.get_mixing(config.mixing)
-  choice(config.augmentation.name, "augmentation.name", augment.AUGMENTATIONS)
-  choice(config.augmentation.pad_mode, "augmentation.pad_mode", augment.PAD_MODES)
-  augment.check_cutout_size(config.augmentation.cutout_size)  # vs input size: with data
-  late = config.schedule.late_multistep_decay
-  require(isinstance(late, bool), "schedule.late_multistep_decay", "True or False", late)
-  at_last = config.schedule.end_at_last_step
-  require(isinstance(at_last, bool), "schedule.end_at_last_step", "True or False", at_last)
+def _check_augmentation(section: ml_collections.ConfigDict) -> None:
+  """``config.augmentation``; what needs the inputs' shape waits for the data."""
+  choice(section.name, "augmentation.name", augment.AUGMENTATIONS)
+  augment.check_crop_flip(section)
+  augment.check_cutout_size(section.cutout_size)
+  num_ops, magnitude = section.randaugment_num_ops, section.randaugment_magnitude
+  require(is_int(num_ops) and num_ops >= 0, "augmentation.randaugment_num_ops",
+          "an integer >= 0 (0: off)", num_ops)
+  require(is_real(magnitude) and 0 <= magnitude <= randaugment.MAX_MAGNITUDE,
+          "augmentation.randaugment_magnitude",
+          f"a number in [0, {randaugment.MAX_MAGNITUDE}]", magnitude)
 
-  # Seeds enter jitted code as int32 (one compiled selection for every seed).
-  require(is_int(config.seed) and 0 <= config.seed < 2**31, "seed",
-          "an integer in [0, 2**31)", config.seed)
-  fraction = config.dataset.train_fraction
-  require(is_real(fraction) and 0 < fraction <= 1, "dataset.train_fraction", "in (0, 1]",
-          fraction)
-  train = config.train
+
+def _check_train(train: ml_collections.ConfigDict) -> None:
   for field in ("num_epochs", "num_train_steps"):
     require(is_int(train[field]) and train[field] >= 0, f"train.{field}",
             "an integer >= 0", train[field])
@@ -96,20 +159,36 @@ def check_config(config: ml_collections.ConfigDict) -> None:
           "one positive and the other 0", (train.num_epochs, train.num_train_steps))
   for field in ("batch_size", "eval_batch_size", "steps_per_chunk"):
     _positive_int(train[field], f"train.{field}")
-  require(config.optimizer.learning_rate >= 0, "optimizer.learning_rate", ">= 0",
-          config.optimizer.learning_rate)
-  require(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", ">= 0",
-          config.optimizer.weight_decay)
-  if train.num_epochs > 0:
-    warmup = config.schedule.lr_warmup_epochs
-    require(0 <= warmup < train.num_epochs, "schedule.lr_warmup_epochs",
-            f"in [0, train.num_epochs={train.num_epochs})", warmup)
+  _bool(train.drop_remainder, "train.drop_remainder")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ``UserError`` naming the field for every value that cannot work."""
+  # Seeds enter jitted code as int32 (one compiled selection for every seed).
+  require(is_int(config.seed) and 0 <= config.seed < 2**31, "seed",
+          "an integer in [0, 2**31)", config.seed)
+  _check_dataset(config.dataset)
+  _check_model(config.model)
+  method = methods.get_method(config.method.name)
+  _check_like(config.method, method.default_config(), "method")
+  _check_train(config.train)
+  optim.check_optimizer(config.optimizer)
+  # A run given in steps knows its epochs only with the data: make_schedule checks the
+  # rest then (before anything is written).
+  optim.check_schedule(config, num_epochs=config.train.num_epochs or None)
+  losses.check_config(config.loss)
+  augment.get_mixing(config.mixing)  # name and alpha; RICAP's input size with the data
+  _check_augmentation(config.augmentation)
   _positive_int(config.metrics.num_bins, "metrics.num_bins")
+  _bool(config.metrics.reference_binning, "metrics.reference_binning")
   _period(config.eval, "eval")
   _period(config.checkpoint, "checkpoint")
-  require(is_real(config.checkpoint.every_seconds) and config.checkpoint.every_seconds >= 0,
-          "checkpoint.every_seconds", ">= 0 (0: never)", config.checkpoint.every_seconds)
+  seconds = config.checkpoint.every_seconds
+  require(is_real(seconds) and not math.isnan(seconds) and seconds >= 0,
+          "checkpoint.every_seconds", ">= 0 (0: never)", seconds)
   _positive_int(config.checkpoint.max_to_keep, "checkpoint.max_to_keep")
+  _bool(config.figures, "figures")
+  choice(config.progress_bar, "progress_bar", PROGRESS_BAR_MODES)
   _check_variant(config)
   method.check_config(config)
 
@@ -117,8 +196,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 def check_against_data(config: ml_collections.ConfigDict, dataset) -> None:
   """Checks that need the dataset (still before any training)."""
   num_train = len(dataset.train_ids)
+  # Every optimizer step takes one full batch of training ids (a smaller last batch is
+  # padded, never the only one). A removal that leaves too few is refused earlier,
+  # naming the removal (variants.check_removal).
   require(config.train.batch_size <= num_train, "train.batch_size",
           f"at most the number of training examples ({num_train})", config.train.batch_size)
+  models.check_input_shape(config.model.name, config.model.kwargs, dataset.input_shape)
   # Raises for an augmentation that does not apply to these inputs (crops of 1-d signals).
   augment.get_augmentation(config.augmentation, input_shape=dataset.input_shape,
                            normalized_black=dataset.normalization.normalized(0.0),

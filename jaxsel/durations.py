@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jaxsel.config_errors import UserError
+
 # An upper bound on epochs, so a plan whose epochs have no steps fails instead of looping.
 MAX_EPOCHS = 10_000_000
 
@@ -58,7 +60,7 @@ def plan_training(*, num_epochs: int, num_train_steps: int,
   """The plan of a run of ``num_epochs`` epochs or ``num_train_steps`` steps (set exactly
   one of them > 0); ``examples_in_epoch(e)`` is how many examples epoch e trains on."""
   if (num_epochs > 0) == (num_train_steps > 0):
-    raise ValueError(
+    raise UserError(
         "set exactly one of config.train.num_epochs and config.train.num_train_steps to a "
         f"positive integer (the other 0), got num_epochs={num_epochs} and "
         f"num_train_steps={num_train_steps}")
@@ -67,10 +69,14 @@ def plan_training(*, num_epochs: int, num_train_steps: int,
     count = steps_per_epoch(examples_in_epoch(epoch), batch_size=batch_size,
                             drop_remainder=drop_remainder)
     if count <= 0:
-      raise ValueError(
-          f"epoch {epoch} would have no optimizer step: {examples_in_epoch(epoch)} examples "
-          f"with config.train.batch_size={batch_size} and "
-          f"config.train.drop_remainder={drop_remainder}")
+      # The epoch's examples are the method's choice (a subset size, a budget), so the
+      # message names both sides.
+      raise UserError(
+          f"epoch {epoch} would have no optimizer step: it trains on "
+          f"{examples_in_epoch(epoch)} examples (config.method's subset), fewer than "
+          f"config.train.batch_size={batch_size} with "
+          f"config.train.drop_remainder={drop_remainder}; lower the batch size, set "
+          "drop_remainder=False or train on more examples per epoch")
     return count
 
   if num_epochs > 0:
@@ -78,8 +84,8 @@ def plan_training(*, num_epochs: int, num_train_steps: int,
   epoch_steps, remaining = [], num_train_steps
   while remaining > 0:
     if len(epoch_steps) >= MAX_EPOCHS:
-      raise ValueError(f"config.train.num_train_steps={num_train_steps} needs more than "
-                       f"{MAX_EPOCHS} epochs")
+      raise UserError(f"config.train.num_train_steps={num_train_steps} needs more than "
+                      f"{MAX_EPOCHS} epochs")
     epoch_steps.append(min(steps_of(len(epoch_steps)), remaining))
     remaining -= epoch_steps[-1]
   return TrainingPlan(tuple(epoch_steps))

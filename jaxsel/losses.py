@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxsel.config_errors import UserError, suggestion
+
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
@@ -76,11 +78,12 @@ def focal_loss(logits: jax.Array, labels: jax.Array, *, gamma: float) -> jax.Arr
 
 
 def _check_range(name: str, value, low: float, high: float = math.inf) -> float:
-  """``float(value)`` if low ≤ value ≤ high, else a ValueError naming the parameter."""
+  """``float(value)`` if low ≤ value ≤ high and finite, else a UserError naming the
+  parameter (an infinite γ would make (1 − p)^γ 0 and its gradient NaN)."""
   if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-      low <= value <= high):
-    allowed = f"in [{low}, {high}]" if high < math.inf else f">= {low}"
-    raise ValueError(f"loss hyper-parameter {name} must be {allowed}, got {value!r}")
+      low <= value <= high and math.isfinite(value)):
+    allowed = f"in [{low}, {high}]" if high < math.inf else f"a finite real >= {low}"
+    raise UserError(f"loss hyper-parameter {name} must be {allowed}, got {value!r}")
   return float(value)
 
 
@@ -105,11 +108,13 @@ def get_loss(name: str, **kwargs) -> LossFn:
   """Looks up a per-example loss by name; kwargs are its hyper-parameters.
 
   ``"cross_entropy"`` takes none, ``"label_smoothing"`` takes ``smoothing`` in [0, 1] and
-  ``"focal"`` takes ``gamma`` ≥ 0. Raises ``ValueError`` for an unknown name or an
-  out-of-range hyper-parameter, ``TypeError`` for a missing or unexpected one.
+  ``"focal"`` takes a finite ``gamma`` ≥ 0. Raises ``UserError`` (a ``ValueError``) for
+  an unknown name or an out-of-range hyper-parameter, ``TypeError`` for a missing or
+  unexpected one.
   """
   if name not in LOSSES:
-    raise ValueError(f"unknown loss.name {name!r}; valid: {', '.join(sorted(LOSSES))}")
+    raise UserError(f"unknown loss.name {name!r}; valid: {', '.join(sorted(LOSSES))}"
+                    f"{suggestion(name, LOSSES)}")
   return LOSSES[name](**kwargs)
 
 
@@ -118,17 +123,35 @@ _CONFIG_FIELDS = {"label_smoothing": {"smoothing": "label_smoothing"},
                   "focal": {"gamma": "focal_gamma"}}
 
 
+def _build(config, name: str) -> LossFn:
+  """Loss ``name`` with its hyper-parameters from ``config.loss``; a bad one is a UserError
+  naming its config field (``config.loss.focal_gamma``, ...)."""
+  fields = _CONFIG_FIELDS.get(name, {})
+  try:
+    return get_loss(name, **{keyword: config[field] for keyword, field in fields.items()})
+  except UserError as error:
+    field = next(iter(fields.values()))
+    raise UserError(f"config.loss.{field}: {error}") from error
+
+
+def _check_name(name) -> None:
+  if not isinstance(name, str) or name not in LOSSES:
+    raise UserError(f"unknown config.loss.name {name!r}; valid: "
+                    f"{', '.join(sorted(LOSSES))}{suggestion(name, LOSSES)}")
+
+
+def check_config(config) -> None:
+  """UserError naming the ``config.loss`` field for a bad name or hyper-parameter, every
+  loss's field included (a NaN left in an unused one is still a mistake)."""
+  _check_name(config.name)
+  for name in _CONFIG_FIELDS:
+    _build(config, name)
+
+
 def from_config(config) -> LossFn:
   """``config.loss`` (``name`` and the chosen loss's own field) -> a per-example loss.
 
   Errors name the config field: ``config.loss.name``, ``config.loss.focal_gamma``, ...
   """
-  if config.name not in LOSSES:
-    raise ValueError(f"unknown config.loss.name {config.name!r}; valid: "
-                     f"{', '.join(sorted(LOSSES))}")
-  fields = _CONFIG_FIELDS.get(config.name, {})
-  try:
-    return get_loss(config.name, **{kw: config[field] for kw, field in fields.items()})
-  except ValueError as error:
-    field = next(iter(fields.values()))
-    raise ValueError(f"config.loss.{field}: {error}") from error
+  _check_name(config.name)
+  return _build(config, config.name)

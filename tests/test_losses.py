@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from jaxsel import losses
+from jaxsel.config_errors import UserError
 
 # Two examples, K = 3, logits = log p so that softmax(logits) = p.
 #   i  p_i              y  p_y
@@ -264,3 +265,30 @@ def test_boundary_hyper_parameters_accepted():
   losses.get_loss("label_smoothing", smoothing=1.0)
   losses.get_loss("focal", gamma=0.0)
   losses.get_loss("focal", gamma=np.float32(0.5))
+
+
+def test_infinite_gamma_is_refused():
+  # (1 − p)^∞ is 0 and its gradient NaN.
+  with pytest.raises(UserError, match=r"gamma must be a finite real >= 0.0, got inf"):
+    losses.get_loss("focal", gamma=float("inf"))
+
+
+def test_config_errors_name_the_field_even_of_an_unused_loss():
+  from configs import default  # pylint: disable=import-outside-toplevel
+  config = default.get_config()
+  with config.unlocked():
+    config.loss.focal_gamma = float("nan")
+  losses.from_config(config.loss)  # cross-entropy does not read it ...
+  with pytest.raises(UserError, match=r"^config.loss.focal_gamma: loss hyper-parameter gamma "
+                                      r"must be a finite real >= 0.0, got nan$"):
+    losses.check_config(config.loss)  # ... but a NaN there is still a mistake
+  with config.unlocked():
+    config.loss.name = "focal"
+  with pytest.raises(UserError, match="config.loss.focal_gamma"):
+    losses.from_config(config.loss)
+  with config.unlocked():
+    config.loss.name = "focall"
+  with pytest.raises(UserError, match="unknown config.loss.name 'focall'; valid: "
+                                      "cross_entropy, focal, label_smoothing; did you mean "
+                                      "'focal'"):
+    losses.check_config(config.loss)

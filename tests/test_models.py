@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxsel import models
+from jaxsel.config_errors import UserError
 from jaxsel.models import layers
 from jaxsel.models.resnet_cifar import BasicBlock, Bottleneck
 
@@ -54,6 +55,68 @@ def test_unknown_model_lists_valid_names():
 def test_unknown_option_is_rejected():
   with pytest.raises(ValueError, match="no option.*width.*valid: channels"):
     models.get_model("cnn1d", num_classes=10, width=64)
+
+
+def test_every_option_of_every_model_has_a_check():
+  for name, constructor in models.MODELS.items():
+    assert sorted(models.OPTION_CHECKS[name]) == models.options(name), name
+  assert models.options("cnn1d") == ["channels", "conv_impl", "kernel_sizes", "padding",
+                                     "strides", "use_batchnorm"]
+  assert models.options("resnet18") == ["conv_impl", "num_filters"]
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("cnn1d", {"channels": 8, "kernel_sizes": (5, 3, 3, 3), "strides": (2, 2, 1, 1)}),
+    ("cnn1d", {"channels": [16, 16], "kernel_sizes": 3, "strides": 1, "padding": "SAME"}),
+    ("cnn1d", {"channels": 8, "kernel_sizes": 5, "strides": 2}),  # one layer
+    ("mlp", {"hidden_sizes": ()}),  # logistic regression
+    ("cnn2d", {"channels": (4,), "hidden_size": 0}),
+    ("mnist_cnn", {"dropout_rate": 0.5, "log_softmax_outputs": True}),
+])
+def test_valid_options_pass(name, kwargs):
+  models.check_options(name, kwargs)
+
+
+def test_bad_option_values_are_refused_before_building():
+  # channels=0 used to fail inside initialisation with a ZeroDivisionError naming nothing.
+  with pytest.raises(UserError, match=r"^config.model.kwargs.channels must be a positive "
+                                      r"integer or a non-empty list .* got 0$"):
+    models.get_model("cnn1d", num_classes=10, channels=0)
+  with pytest.raises(UserError, match=r"config.model.kwargs.strides must be one integer for "
+                                      r"all layers or a list of 2 .* got \(2, 2, 2\)$"):
+    # Two layers from channels; the default strides are for three.
+    models.check_options("cnn1d", {"channels": (8, 8), "kernel_sizes": 3})
+  with pytest.raises(UserError, match="did you mean 'hidden_sizes'"):
+    models.check_options("mlp", {"hidden_size": 4})
+
+
+@pytest.mark.parametrize("name,kwargs,shape,message", [
+    ("mnist_cnn", {}, (40,), r"model 'mnist_cnn' needs 28x28 inputs .* shape \(40,\); "
+                             "choose another config.model.name"),
+    ("cnn1d", {}, (28, 28, 1), r"config.model.name must be a model for these inputs: cnn1d "
+                               r"takes signals \[L\] or \[L, C\]"),
+    ("cnn2d", {}, (40,), "config.model.name must be a model for these inputs: cnn2d takes "
+                         "images"),
+    ("resnet18", {}, (28, 28), "resnet18 takes images"),
+    # 40 -> 19 -> 10 -> 5 positions: a fourth conv layer with kernel 9 has too few.
+    ("cnn1d", {"channels": 8, "kernel_sizes": (5, 3, 3, 9), "strides": (2, 2, 2, 1)}, (40,),
+     r"config.model.kwargs.kernel_sizes .* layer 4 gets 5 positions .* kernel 9"),
+    ("cnn1d", {"kernel_sizes": 50}, (40,), "layer 1 gets 40 positions"),
+])
+def test_models_refuse_inputs_they_cannot_take(name, kwargs, shape, message):
+  with pytest.raises(UserError, match=message):
+    models.check_input_shape(name, kwargs, shape)
+
+
+def test_models_take_their_usual_inputs():
+  models.check_input_shape("cnn1d", {}, (40,))
+  # 5 + 2 - 7 + 1 = 1 position is just enough.
+  models.check_input_shape("cnn1d", {"channels": 8, "kernel_sizes": (5, 3, 3, 7),
+                                     "strides": (2, 2, 2, 1)}, (40,))
+  models.check_input_shape("mnist_cnn", {}, (28, 28, 1))
+  models.check_input_shape("cnn2d", {}, (28, 28))
+  models.check_input_shape("resnet18", {}, (32, 32, 3))
+  models.check_input_shape("mlp", {}, (3, 5, 7, 2))
 
 
 def test_conv_impl_auto_is_im2col_on_cpu():

@@ -10,6 +10,7 @@ import pytest
 
 from configs import default
 from jaxsel import optim
+from jaxsel.config_errors import UserError
 from tests.conftest import override
 
 
@@ -180,3 +181,47 @@ def test_late_multistep_decay_must_be_a_bool():
   with pytest.raises(ValueError, match=r"config.schedule.late_multistep_decay must be True "
                                        r"or False, got 1"):
     config_checks.check_config(config)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("optimizer.learning_rate", float("inf"), "config.optimizer.learning_rate must be a finite"),
+    ("optimizer.momentum", 1.0, r"config.optimizer.momentum must be in \[0, 1\)"),
+    ("optimizer.weight_decay", float("nan"), "config.optimizer.weight_decay must be a finite"),
+])
+def test_make_optimizer_refuses_what_cannot_work(field, value, message):
+  with pytest.raises(UserError, match=message):
+    optim.make_optimizer(_config(**{field: value}))
+
+
+def test_nesterov_without_momentum_is_refused_for_sgd():
+  config = _config(**{"optimizer.nesterov": True, "optimizer.momentum": 0.0})
+  with pytest.raises(UserError, match="config.optimizer.momentum must be > 0 with "
+                                      "config.optimizer.nesterov=True"):
+    optim.make_optimizer(config)
+  optim.make_optimizer(override(config, **{"optimizer.name": "adamw"}))  # ignores both
+
+
+@pytest.mark.parametrize("unit,late,epochs,message", [
+    # A run of 5 epochs: milestone 5 would fall after its last epoch (4).
+    ("epoch", False, (2, 5), "at most 4 for a run of 5 epochs"),
+    ("step", False, (2, 5), "at most 4 for a run of 5 epochs"),
+    # One epoch late, milestone 4 would decay in epoch 5.
+    ("step", True, (4,), "at most 3 for a run of 5 epochs"),
+    ("epoch", False, (3, 2), "strictly increasing"),
+    ("epoch", False, (2.5,), r"integers >= 0"),
+])
+def test_milestones_are_checked_in_epochs_of_the_run(unit, late, epochs, message):
+  config = _config(**{"train.num_epochs": 5, "schedule.name": "multistep",
+                      "schedule.unit": unit, "schedule.milestone_epochs": epochs,
+                      "schedule.late_multistep_decay": late})
+  with pytest.raises(UserError, match="config.schedule.milestone_epochs must be .*" + message):
+    optim.make_schedule(config, epoch_steps=[10, 10, 2, 2, 2])
+
+
+def test_the_last_epoch_can_be_a_milestone():
+  config = _config(**{"optimizer.learning_rate": 1.0, "train.num_epochs": 5,
+                      "schedule.name": "multistep", "schedule.unit": "step",
+                      "schedule.milestone_epochs": (4,), "schedule.decay_factor": 0.5})
+  schedule = optim.make_schedule(config, epoch_steps=[10, 10, 2, 2, 2])
+  # Epoch 4 starts at step 24.
+  np.testing.assert_allclose([float(schedule(s)) for s in (23, 24, 25)], [1.0, 0.5, 0.5])

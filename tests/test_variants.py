@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from configs import default
 from jaxsel import artifacts, config_checks, coresets, train
 from jaxsel.data import ArraySplit, Dataset, Normalization, load_dataset, loading, variants
+from jaxsel.config_errors import UserError
 from jaxsel.state import host_rng
 from tests.conftest import override
 
@@ -429,3 +430,31 @@ def test_bad_variants_fail_before_training_and_leave_nothing(tiny_config, mnist1
     train.train_and_evaluate(override(tiny_config, **fields), str(workdir),
                              dataset=mnist1d_dataset)
   assert not workdir.exists() or not os.listdir(workdir)
+
+
+@pytest.mark.parametrize("sizes,field", [
+    (dict(remove_n=9, keep_lowest_n=-1), "remove_n"),  # random removal
+    (dict(remove_n=9, keep_lowest_n=0), "remove_n"),  # a window
+    (dict(keep_lowest_n=10, remove_subsample=9), "remove_subsample"),
+])
+def test_a_removal_must_leave_one_batch(sizes, field):
+  # N = 10 training ids and batches of 2: at most 8 may go, whichever way.
+  sizes = _removal(**sizes)
+  with pytest.raises(UserError, match=re.escape(
+      f"config.removal.{field} must be at most N - config.train.batch_size = 10 - 2 = 8 ")
+      + ".* got 9$"):
+    variants.check_removal(10, **sizes, min_kept=2)
+  variants.check_removal(10, **{**sizes, field: 8}, min_kept=2)
+  # A training set smaller than one batch is the batch size's fault, reported later.
+  variants.check_removal(10, **sizes, min_kept=11)
+
+
+def test_removing_every_example_names_the_removal_not_the_batch_size():
+  config = _config(**{"removal.remove_n": 10, "removal.keep_lowest_n": -1,
+                      "train.batch_size": 4})
+  with pytest.raises(UserError, match=r"^config.removal.remove_n must be at most N - "
+                                      r"config.train.batch_size = 10 - 4 = 6 \(random "
+                                      r"removal; .*got 10$"):
+    variants.apply(config, _signal_dataset())
+  variant, _ = variants.apply(override(config, **{"removal.remove_n": 6}), _signal_dataset())
+  assert len(variant.train_ids) == 4

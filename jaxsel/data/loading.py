@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxsel.config_errors import UserError, suggestion
 from jaxsel.data import fashion_mnist_builder
 from jaxsel.data import mnist1d_builder
 from jaxsel.data.dataset import ArraySplit
@@ -56,13 +57,17 @@ NORMALIZATION: dict[str, Normalization] = {
 }
 
 
-class DatasetNotPreparedError(FileNotFoundError):
-  """A catalog dataset has no ArrayRecord copy in the data dir."""
+class DatasetNotPreparedError(UserError, FileNotFoundError):
+  """A dataset cannot be read from the data dir and cannot be prepared here (a catalog
+  dataset without an ArrayRecord copy, a local one without its source files). A UserError
+  (one line, naming ``config.dataset.name`` and ``config.dataset.data_dir``, saying how to
+  prepare it) and still a FileNotFoundError, as before UserError existed."""
 
 
 def _check_train_fraction(train_fraction: float) -> None:
-  if not 0.0 < train_fraction <= 1.0:
-    raise ValueError(f'train_fraction must be in (0, 1], got {train_fraction!r}')
+  if isinstance(train_fraction, bool) or not 0.0 < train_fraction <= 1.0:
+    raise UserError('config.dataset.train_fraction must be in (0, 1], got '
+                    f'{train_fraction!r}')
 
 
 def split_train_validation(
@@ -126,18 +131,20 @@ def _builder_name(name: str) -> str:
 
 
 def _check_known(builder_name: str) -> None:
-  """Raises ValueError unless ``builder_name`` is ours or in the TFDS catalog.
+  """Raises UserError unless ``builder_name`` is ours or in the TFDS catalog.
 
   Community datasets are left out: listing them queries a remote index.
   """
   if builder_name in LOCAL_BUILDERS:
     return
-  if builder_name in tfds.list_builders(with_community_datasets=False):
+  catalog = tfds.list_builders(with_community_datasets=False)
+  if builder_name in catalog:
     return
-  known = ', '.join(LOCAL_BUILDERS + SUPPORTED_CATALOG_DATASETS)
-  raise ValueError(
-      f'Unknown dataset {builder_name!r}. Known: {known} (a config may follow a '
-      "'/', e.g. 'mnist1d/large'); other TFDS catalog names work too."
+  known = LOCAL_BUILDERS + SUPPORTED_CATALOG_DATASETS
+  raise UserError(
+      f'Unknown dataset {builder_name!r} (config.dataset.name). Known: {", ".join(known)} '
+      "(a config may follow a '/', e.g. 'mnist1d/large'); other TFDS catalog names work "
+      f'too{suggestion(builder_name, [*known, *catalog])}'
   )
 
 
@@ -149,16 +156,19 @@ def _not_prepared_error(builder: tfds.core.DatasetBuilder, name: str,
       if builder.is_prepared()
       else f'is not prepared (looked in {builder.data_dir})'
   )
+  # One line (jaxsel.main prints it as the whole error), commands quoted.
   return DatasetNotPreparedError(
-      f'Dataset {name!r} {state}. Catalog datasets are not prepared automatically: '
-      'that needs internet access and TensorFlow. On a machine with both, run\n'
-      "  pip install 'jaxsel[tf]'\n"
-      '  python -c "import tensorflow_datasets as tfds; '
-      f"tfds.builder('{name}', data_dir='{root}', "
-      "file_format='array_record').download_and_prepare()\"\n"
-      f'or\n  tfds build {name} --file_format=array_record --data_dir={root}\n'
-      f'and copy the resulting {_builder_name(name)} folder into the data_dir used here, '
-      f'{root} (data_dir defaults to $TFDS_DATA_DIR, else ~/tensorflow_datasets).'
+      f'dataset {name!r} (config.dataset.name) {state}, in '
+      + (f'config.dataset.data_dir {root!r}' if data_dir else
+         f"TFDS's default data dir {root!r} (config.dataset.data_dir is '': "
+         '$TFDS_DATA_DIR, else ~/tensorflow_datasets)')
+      + '. Catalog datasets are '
+      'not prepared automatically: that needs internet access and TensorFlow. On a '
+      "machine with both, run `pip install 'jaxsel[tf]'` and "
+      f'`tfds build {name} --file_format=array_record --data_dir={root}` (or '
+      f"`tfds.builder('{name}', data_dir='{root}', "
+      "file_format='array_record').download_and_prepare()` in Python), then copy the "
+      f'resulting {_builder_name(name)} folder into {root}.'
   )
 
 
@@ -171,11 +181,27 @@ def _open_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
     return tfds.builder(name, data_dir=data_dir)
   builder = tfds.builder(name, data_dir=data_dir, file_format=_FILE_FORMAT)
   if not builder.is_prepared():
+    if builder_name == fashion_mnist_builder.FashionMnistLocal.name:
+      _check_fashion_mnist_files(name)
     started = time.perf_counter()
     builder.download_and_prepare(file_format=_FILE_FORMAT)
     logging.info('Prepared %s in %s in %.1f s', name, builder.data_dir,
                  time.perf_counter() - started)
   return builder
+
+
+def _check_fashion_mnist_files(name: str) -> None:
+  """Before preparing: DatasetNotPreparedError (one line) naming the IDX files missing."""
+  directory = fashion_mnist_builder.source_dir()
+  missing = [str(directory / file) for files in fashion_mnist_builder.SPLIT_FILES.values()
+             for file in files if not (directory / file).is_file()]
+  if missing:
+    raise DatasetNotPreparedError(
+        f'dataset {name!r} (config.dataset.name) is not prepared yet, and preparing it '
+        f'needs the Fashion-MNIST IDX files; missing: {", ".join(missing)}. Install them '
+        f'with `{fashion_mnist_builder.INSTALL_COMMAND}` (they go to '
+        f'{fashion_mnist_builder.DEFAULT_DIR}) or set {fashion_mnist_builder.DIR_ENV_VAR} '
+        'to a directory that holds them')
 
 
 def _data_source(builder: tfds.core.DatasetBuilder, name: str, split: str,
@@ -264,7 +290,7 @@ def _num_channels(inputs: np.ndarray) -> int:
 
 
 def check_normalization(normalization: Normalization, num_channels: int | None) -> None:
-  """Raises ValueError unless ``normalization`` fits inputs with ``num_channels`` channels.
+  """Raises UserError unless ``normalization`` fits inputs with ``num_channels`` channels.
 
   mean and std must be sequences of finite numbers of the same length, 1 or
   ``num_channels`` (any length when ``num_channels`` is None, i.e. not known yet), with
@@ -289,9 +315,10 @@ def check_normalization(normalization: Normalization, num_channels: int | None) 
   elif not np.all(std > 0):
     problem = 'every std must be > 0'
   if problem is not None:
-    raise ValueError(
-        f'dataset.normalization {normalization!r} is invalid: {problem} (one value per '
-        'channel of the last input axis, or one for all).'
+    raise UserError(
+        f'config.dataset.normalization_mean {normalization.mean!r} and normalization_std '
+        f'{normalization.std!r} are invalid: {problem} (one value per channel of the last '
+        'input axis, or one for all).'
     )
 
 
@@ -332,10 +359,11 @@ def load_dataset(
     ``normalization`` the constants used.
 
   Raises:
-    ValueError: unknown name, train_fraction outside (0, 1], or a ``normalization``
+    UserError: unknown name, train_fraction outside (0, 1], or a ``normalization``
       that does not fit the inputs (see ``check_normalization``).
-    DatasetNotPreparedError: a catalog dataset is not prepared as ArrayRecord.
-    FileNotFoundError: the Fashion-MNIST IDX files to prepare from are missing.
+    DatasetNotPreparedError (a UserError and a FileNotFoundError): a catalog dataset is
+      not prepared as ArrayRecord, or the Fashion-MNIST IDX files to prepare
+      ``fashion_mnist_local`` from are missing.
   """
   _check_train_fraction(train_fraction)
   if normalization is not None:

@@ -51,6 +51,7 @@ import os
 import numpy as np
 
 from jaxsel import artifacts, coresets, files, orderings
+from jaxsel.config_errors import UserError
 from jaxsel.data.dataset import ArraySplit, Dataset, Normalization
 from jaxsel.state import host_rng
 
@@ -86,32 +87,53 @@ def removal_order(ordering: artifacts.ScoreFile) -> np.ndarray:
   n = len(ordering.example_ids)
   if (rank.ndim != 1 or not np.issubdtype(rank.dtype, np.integer)
       or not np.array_equal(np.sort(rank), np.arange(n))):
-    raise ValueError(f"config.{_ORDERING_FIELD}: the table 'rank' must be a permutation of "
-                     f"0..{n - 1} (one rank per example), got dtype {rank.dtype}, shape "
-                     f"{rank.shape}")
+    raise UserError(f"config.{_ORDERING_FIELD}: the table 'rank' must be a permutation of "
+                    f"0..{n - 1} (one rank per example), got dtype {rank.dtype}, shape "
+                    f"{rank.shape}")
   return orderings.ordered_ids(ordering).astype(np.int32)
 
 
 def check_removal(num_train: int, *, remove_n: int, keep_lowest_n: int,
-                  remove_subsample: int) -> None:
-  """Raises ValueError, naming the fields and N, if the removal does not fit N ids."""
+                  remove_subsample: int, min_kept: int = 0) -> None:
+  """Raises UserError, naming the fields and N, if the removal does not fit N ids or keeps
+  fewer than ``min_kept`` of them (a run passes its ``train.batch_size``)."""
   if remove_n == 0 and remove_subsample == 0:
     return
   if keep_lowest_n < 0:
     if remove_n > num_train:
-      raise ValueError(f"config.removal.remove_n must be at most the number of training "
-                       f"examples N={num_train} (random removal), got {remove_n}")
+      raise UserError(f"config.removal.remove_n must be at most the number of training "
+                      f"examples N={num_train} (random removal), got {remove_n}")
   elif remove_subsample > 0:
     if keep_lowest_n > num_train:
-      raise ValueError(f"config.removal.keep_lowest_n must be at most the number of "
-                       f"training examples N={num_train} (the lowest-ranked block the "
-                       f"subsample is drawn from), got {keep_lowest_n}")
+      raise UserError(f"config.removal.keep_lowest_n must be at most the number of "
+                      f"training examples N={num_train} (the lowest-ranked block the "
+                      f"subsample is drawn from), got {keep_lowest_n}")
   elif keep_lowest_n + remove_n > num_train:
-    raise ValueError(
+    raise UserError(
         f"the removal window config.removal.keep_lowest_n={keep_lowest_n} + "
         f"config.removal.remove_n={remove_n} = {keep_lowest_n + remove_n} runs past the "
         f"end of the ordering of the N={num_train} training examples; the window [k, k + r) "
         "must end by N (it is not truncated)")
+  _check_kept(num_train, remove_n=remove_n, keep_lowest_n=keep_lowest_n,
+              remove_subsample=remove_subsample, min_kept=min_kept)
+
+
+def _check_kept(num_train: int, *, remove_n: int, keep_lowest_n: int,
+                remove_subsample: int, min_kept: int) -> None:
+  """The removal must leave ``min_kept`` examples, one full batch: every training step
+  takes config.train.batch_size examples (the check that the training set holds that many
+  comes after the removal, so without this one it would blame the batch size). A
+  training set already smaller than ``min_kept`` is left to that check."""
+  removed = remove_subsample if remove_subsample > 0 else remove_n
+  if num_train < min_kept or num_train - removed >= min_kept:
+    return
+  field = "remove_subsample" if remove_subsample > 0 else "remove_n"
+  mode = ("random removal" if keep_lowest_n < 0 else
+          f"of the {keep_lowest_n} lowest-ranked" if remove_subsample > 0 else "a window")
+  raise UserError(
+      f"config.removal.{field} must be at most N - config.train.batch_size = {num_train} - "
+      f"{min_kept} = {num_train - min_kept} ({mode}; the N={num_train} training examples "
+      f"must keep at least one batch), got {removed}")
 
 
 def kept_ids(train_ids: np.ndarray, *, remove_n: int, keep_lowest_n: int,
@@ -136,8 +158,8 @@ def kept_ids(train_ids: np.ndarray, *, remove_n: int, keep_lowest_n: int,
   positions = np.searchsorted(train_ids, order)
   if (len(order) != len(train_ids)
       or not np.array_equal(train_ids[np.minimum(positions, len(train_ids) - 1)], order)):
-    raise ValueError(f"config.{_ORDERING_FIELD}: the ordering does not list exactly the "
-                     f"{len(train_ids)} training ids")
+    raise UserError(f"config.{_ORDERING_FIELD}: the ordering does not list exactly the "
+                    f"{len(train_ids)} training ids")
   if remove_subsample > 0:
     kept = coresets.remove_from_lowest(positions, lowest=keep_lowest_n,
                                        size=remove_subsample, rng=rng)
@@ -155,8 +177,8 @@ def label_noise(labels: np.ndarray, ids: np.ndarray, percent: float, num_classes
   if count == 0:
     return labels, np.zeros(0, np.int32)
   if num_classes < 2:
-    raise ValueError(f"config.noise.label_percent must be 0 for a dataset of "
-                     f"{num_classes} class, got {percent}")
+    raise UserError(f"config.noise.label_percent must be 0 for a dataset of "
+                    f"{num_classes} class, got {percent}")
   changed = np.sort(rng.choice(np.asarray(ids), count, replace=False)).astype(np.int32)
   offsets = rng.integers(1, num_classes, size=count)
   noisy = np.array(labels, copy=True)
@@ -213,8 +235,8 @@ def value_noise(inputs: np.ndarray, ids: np.ndarray, *, percent: float, mean: fl
   ``inputs`` are the normalised pool inputs [P, *shape]; they are not changed (without a
   change they are returned as is). Draws come in blocks of examples, vectorised."""
   if overflow not in OVERFLOWS:
-    raise ValueError(f"unknown config.noise.value_overflow {overflow!r}; valid: "
-                     f"{', '.join(sorted(OVERFLOWS))}")
+    raise UserError(f"unknown config.noise.value_overflow {overflow!r}; valid: "
+                    f"{', '.join(sorted(OVERFLOWS))}")
   num_locations, channels = locations(inputs.shape[1:])
   count = math.floor(percent * num_locations / 100)
   ids = np.asarray(ids)
@@ -255,8 +277,9 @@ def apply(config, dataset: Dataset) -> tuple[Dataset, Record | None]:
   """The variant of ``dataset`` that ``config.removal`` and ``config.noise`` describe, and
   its record; ``(dataset, None)`` itself when they ask for nothing.
 
-  Raises ValueError (naming the field) for a removal that does not fit the data or an
-  ordering made on other data (fingerprint or ids), before anything is written.
+  Raises UserError (naming the field) for a removal that does not fit the data or keeps
+  fewer than ``config.train.batch_size`` examples, or an ordering made on other data
+  (fingerprint or ids), before anything is written.
   """
   removal, noise = config.removal, config.noise
   removing = removal.remove_n > 0 or removal.remove_subsample > 0
@@ -265,7 +288,7 @@ def apply(config, dataset: Dataset) -> tuple[Dataset, Record | None]:
   train_ids = dataset.train_ids
   sizes = dict(remove_n=removal.remove_n, keep_lowest_n=removal.keep_lowest_n,
                remove_subsample=removal.remove_subsample)
-  check_removal(len(train_ids), **sizes)
+  check_removal(len(train_ids), **sizes, min_kept=config.train.batch_size)
   ordering = order = None
   if removing and removal.keep_lowest_n >= 0:
     ordering = artifacts.load(removal.ordering_path, fingerprint=dataset.fingerprint,

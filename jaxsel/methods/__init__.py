@@ -7,6 +7,7 @@ under ``configs/papers/`` and tests.
 
 import ml_collections
 
+from jaxsel.config_errors import choice
 from jaxsel.methods.base import EpochChoice, FullData, Method
 from jaxsel.methods.budgeted import Budgeted
 from jaxsel.methods.coreset import Coreset
@@ -25,10 +26,8 @@ METHODS: dict[str, type[Method]] = {
 
 
 def get_method(name: str) -> type[Method]:
-  """The method class called ``name``; ValueError listing the valid names otherwise."""
-  if name not in METHODS:
-    raise ValueError(f"unknown config.method.name {name!r}; valid: "
-                     f"{', '.join(sorted(METHODS))}")
+  """The method class called ``name``; UserError listing the valid names otherwise."""
+  choice(name, "method.name", METHODS)
   return METHODS[name]
 
 

@@ -115,8 +115,9 @@ class Method(abc.ABC):
 
   @classmethod
   def check_config(cls, config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the field for a value of ``config.method`` that cannot
-    work. Runs before the data is loaded."""
+    """Raises ``UserError`` naming the field for a value of ``config.method`` that cannot
+    work. Runs before the data is loaded, after the generic checks (which include that
+    every field has the type of its default, ``config_checks``)."""
     del config
 
   def __init__(self, config: ml_collections.ConfigDict, dataset: Dataset):

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from jaxsel import artifacts, dynamics, losses, scores, steps
-from jaxsel.config_errors import choice, is_int, is_real, require
+from jaxsel.config_errors import choice, is_finite_real, is_int, require
 from jaxsel.methods import base
 
 FINAL_ENTROPY_EPS = 1e-10  # as the coreset reference's post-training entropy
@@ -68,8 +68,10 @@ class TrainingDynamics(base.Method):
             "a positive integer", method.el2n_epochs)
     choice(method.never_learned_value, "method.never_learned_value",
            dynamics.NEVER_LEARNED_VALUES)
-    require(is_real(method.relative_delta) and method.relative_delta > 0,
-            "method.relative_delta", "a positive number", method.relative_delta)
+    require(is_finite_real(method.relative_delta) and method.relative_delta > 0,
+            "method.relative_delta", "a finite real > 0", method.relative_delta)
+    require(isinstance(method.per_epoch, bool), "method.per_epoch", "True or False",
+            method.per_epoch)
     num_epochs = config.train.num_epochs
     bound = f"in [0, train.num_epochs={num_epochs}]" if num_epochs else ">= 0"
     require(is_int(method.grad_norm_epoch) and 0 <= method.grad_norm_epoch

@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 
 from jaxsel import artifacts, compilation, scores, selection, steps, trackers
-from jaxsel.config_errors import choice, is_int, is_real, require
+from jaxsel.config_errors import UserError, choice, is_int, is_real, require
 from jaxsel.durations import TrainingPlan
 from jaxsel.methods import base
 from jaxsel.state import TrainState, stream_key
@@ -132,8 +132,15 @@ class Prioritization(base.Method):
     choice(method.score_source, "method.score_source", SCORE_SOURCES)
     choice(method.tie_break, "method.tie_break", TIE_BREAKS)
     choice(method.target.mode, "method.target.mode", TARGET_MODES)
+    for field in ("score_unmixed_view", "save_scores", "save_selection_matrix"):
+      require(isinstance(method[field], bool), f"method.{field}", "True or False",
+              method[field])
+    require(isinstance(method.target.required, bool), "method.target.required",
+            "True or False", method.target.required)
+    require(isinstance(method.target.path, str), "method.target.path",
+            "a path (str; '' = none)", method.target.path)
     if method.target.required and not method.target.path:
-      raise ValueError(
+      raise UserError(
           "config.method.target.path must name a score file (the scores.npz of a run with "
           "config.method.save_scores=True, or its directory) because "
           "config.method.target.required=True; without it this would silently be a run "

@@ -20,6 +20,14 @@ import jax.numpy as jnp
 from jaxsel.models import layers
 
 
+def num_conv_layers(channels: int | Sequence[int], kernel_sizes: int | Sequence[int]) -> int:
+  """The depth: one conv layer per entry of ``channels``, or of ``kernel_sizes`` when
+  ``channels`` is one width for all layers (one layer if both are single integers)."""
+  if not isinstance(channels, int):
+    return len(channels)
+  return 1 if isinstance(kernel_sizes, int) else len(kernel_sizes)
+
+
 def _per_layer(value: int | Sequence[int], num_layers: int,
                name: str) -> tuple[int, ...]:
   """Broadcasts an int to every layer, or checks a sequence has one per layer."""
@@ -55,8 +63,7 @@ class CNN1D(nn.Module):
   conv_impl: str = "auto"
 
   def _layer_specs(self):
-    depth = (len(self.kernel_sizes) if isinstance(self.channels, int)
-             else len(self.channels))
+    depth = num_conv_layers(self.channels, self.kernel_sizes)
     return zip(_per_layer(self.channels, depth, "channels"),
                _per_layer(self.kernel_sizes, depth, "kernel_sizes"),
                _per_layer(self.strides, depth, "strides"))

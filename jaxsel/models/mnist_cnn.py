@@ -14,11 +14,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsel.config_errors import UserError
 from jaxsel.models import layers
 
 # Two 'VALID' 5x5 convs and two 2x2 pools map only 28x28 to the 4x4 that the reference's
 # 320-wide hidden layer is built for.
 INPUT_SIDE = 28
+
+
+def check_input_shape(input_shape) -> None:
+  """UserError unless one example of ``input_shape`` is [28, 28] or [28, 28, C]."""
+  shape = tuple(input_shape)
+  if len(shape) not in (2, 3) or shape[:2] != (INPUT_SIDE, INPUT_SIDE):
+    raise UserError(f"model 'mnist_cnn' needs 28x28 inputs [28, 28(, C)] (its hidden layer "
+                    f"expects 20 x 4 x 4 = 320 features), got inputs of shape {shape}; "
+                    "choose another config.model.name for this dataset")
 
 
 class MnistCNN(nn.Module):
@@ -49,11 +59,9 @@ class MnistCNN(nn.Module):
     """
     del mask
     x = x.astype(jnp.float32)
+    check_input_shape(x.shape[1:])
     if x.ndim == 3:
       x = x[..., None]  # a single input channel
-    if x.ndim != 4 or x.shape[1:3] != (INPUT_SIDE, INPUT_SIDE):
-      raise ValueError(f"model 'mnist_cnn' needs 28x28 inputs [B, 28, 28(, C)] (its hidden "
-                       f"layer expects 20 x 4 x 4 = 320 features), got {x.shape}")
     impl = layers.resolve_conv_impl(self.conv_impl)
     x = layers.Conv(10, (5, 5), 1, "VALID", impl=impl)(x)
     x = nn.relu(layers.max_pool_2x2(x))
