@@ -37,17 +37,27 @@ Nothing needs pickling, so the file reads with plain numpy, without jaxsel::
       ids, entropy = f["example_ids"], f["table.entropy"]
 
 Readers ignore other keys in the archive.
+
+Errors
+------
+``save`` and ``validate`` raise ``ValueError`` for a ``ScoreFile`` the calling code built
+wrong. ``load`` and ``load_many`` raise ``jaxsel.config_errors.UserError`` (one line naming
+the file and where its path came from: ``config.<field>`` or a command-line flag) for every
+file that cannot be used: missing, not an archive, truncated, malformed, made on other data.
 """
 
 import dataclasses
 import json
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from jaxsel import files
+from jaxsel.config_errors import UserError
 
 FILENAME = "scores.npz"
 FORMAT_VERSION = 1
@@ -59,6 +69,26 @@ _TABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
 _INT32 = np.iinfo(np.int32)
 # How many offending ids an error message lists before eliding the rest.
 _SHOWN_IDS = 5
+# The metadata fields besides format_version, all required.
+METADATA_KEYS = ("fingerprint", "dataset_name", "num_epochs", "seeds", "aggregation",
+                 "config", "extra")
+# The first bytes of a zip archive (what np.savez writes): a member's local header, or the
+# end record of an archive with no members. Checked before np.load, which would otherwise
+# try anything else as a pickle and say only that pickles are not allowed.
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+# What reading a damaged archive raises: zipfile for a cut or corrupt directory or a bad
+# CRC, NotImplementedError for a compression zipfile lacks, zlib for a corrupt compressed
+# member, EOFError and ValueError from numpy for a cut or malformed member (or one holding
+# pickled objects), OSError for a file the OS cannot read.
+_UNREADABLE = (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError, ValueError,
+               OSError)
+
+
+class MissingScoreFileError(UserError, FileNotFoundError):
+  """No score file where the config or a flag says one is.
+
+  Also a FileNotFoundError, so callers that caught that before UserError existed still do.
+  """
 
 
 # Frozen so a loaded file cannot be changed by accident; eq=False because the generated
@@ -137,6 +167,7 @@ def _rows_of(example_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def _metadata(score_file: ScoreFile) -> dict:
+  # Keys in METADATA_KEYS order, which load requires.
   return {
       "format_version": FORMAT_VERSION,
       "fingerprint": score_file.fingerprint,
@@ -254,24 +285,96 @@ def save(path: str, score_file: ScoreFile) -> str:
   return path
 
 
+def _one_line(error: BaseException) -> str:
+  """An inner exception's text on one line (errors name the file on one line)."""
+  return " ".join(str(error).split()) or type(error).__name__
+
+
+def _describe(value) -> str:
+  if isinstance(value, np.ndarray):
+    return f"an array of dtype {value.dtype} and shape {value.shape}"
+  return type(value).__name__
+
+
+def _member(stored, key: str, where: str):
+  """The array ``key`` of the open archive ``stored``, read now (np.load reads lazily)."""
+  try:
+    return stored[key]
+  except _UNREADABLE as e:
+    raise UserError(f"{where} is damaged: its array {key!r} cannot be read "
+                    f"({type(e).__name__}: {_one_line(e)}); write the file again") from e
+
+
+def _parse_metadata(value, where: str) -> dict:
+  """The JSON object held by the archive's ``metadata`` (a 0-d unicode array)."""
+  if not (isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind == "U"):
+    raise UserError(f"{where} is not a score file: its metadata must be a 0-d string "
+                    f"holding a JSON object, got {_describe(value)}")
+  try:
+    metadata = json.loads(str(value))
+  except json.JSONDecodeError as e:
+    raise UserError(f"{where} is not a score file: its metadata is not JSON "
+                    f"({_one_line(e)})") from e
+  if not isinstance(metadata, dict):
+    raise UserError(f"{where} is not a score file: its metadata must be a JSON object, "
+                    f"got a JSON {type(metadata).__name__}")
+  return metadata
+
+
+def _arrays(stored, where: str) -> tuple[dict, np.ndarray, dict]:
+  missing = [key for key in ("metadata", "example_ids") if key not in stored.files]
+  if missing:
+    raise UserError(f"{where} is not a score file: it lacks "
+                    f"{' and '.join(repr(key) for key in missing)} (its arrays: "
+                    f"{', '.join(stored.files) or 'none'})")
+  metadata = _parse_metadata(_member(stored, "metadata", where), where)
+  example_ids = _member(stored, "example_ids", where)
+  tables = {key[len(TABLE_PREFIX):]: _member(stored, key, where) for key in stored.files
+            if key.startswith(TABLE_PREFIX)}
+  return metadata, example_ids, tables
+
+
 def _read(path: str, where: str) -> tuple[dict, np.ndarray, dict]:
   """(metadata, example_ids, tables) from the archive at ``path``; no checks on values.
 
   ``where`` names the file in errors (e.g. "config.target.path '/runs/a/scores.npz'").
+  Raises UserError for a file that is not a readable .npz archive holding 'metadata' (a
+  JSON object) and 'example_ids'.
   """
-  with np.load(path, allow_pickle=False) as stored:
-    if "metadata" not in stored.files or "example_ids" not in stored.files:
-      raise ValueError(f"{where} is not a score file: it lacks 'metadata' or "
-                       f"'example_ids' (keys: {', '.join(stored.files)})")
-    metadata = json.loads(str(stored["metadata"]))
-    if not isinstance(metadata, dict):
-      raise ValueError(f"{where} is not a score file: its metadata is not a JSON object")
-    tables = {key[len(TABLE_PREFIX):]: stored[key] for key in stored.files
-              if key.startswith(TABLE_PREFIX)}
-    return metadata, stored["example_ids"], tables
+  try:
+    with open(path, "rb") as f:
+      signature = f.read(4)
+  except OSError as e:
+    raise UserError(f"{where} cannot be read ({_one_line(e)})") from e
+  if not signature:
+    raise UserError(f"{where} is empty (0 bytes), not a score file; write it again")
+  if signature not in _ZIP_SIGNATURES:
+    raise UserError(f"{where} is not a score file: it is not an .npz archive (a zip file "
+                    "as np.savez writes)")
+  try:
+    with np.load(path, allow_pickle=False) as stored:
+      return _arrays(stored, where)
+  except UserError:
+    raise
+  except _UNREADABLE as e:
+    raise UserError(f"{where} is damaged or truncated: its .npz archive cannot be read "
+                    f"({type(e).__name__}: {_one_line(e)}); write the file again") from e
 
 
-def _from_metadata(metadata: dict, example_ids: np.ndarray, tables: dict) -> ScoreFile:
+def _from_metadata(metadata: dict, example_ids: np.ndarray, tables: dict,
+                   where: str) -> ScoreFile:
+  """The ScoreFile the metadata describes; UserError for a metadata field missing or of a
+  type that cannot be converted (``validate`` checks the rest)."""
+  missing = [key for key in ("format_version", *METADATA_KEYS) if key not in metadata]
+  if missing:
+    raise UserError(f"{where} is malformed: its metadata lacks {', '.join(missing)}")
+  version = metadata["format_version"]
+  if not _is_int(version) or version != FORMAT_VERSION:
+    raise UserError(f"{where} has format_version {version!r}; this jaxsel reads "
+                    f"version {FORMAT_VERSION}")
+  if not isinstance(metadata["seeds"], list):
+    raise UserError(f"{where} is malformed: its metadata's seeds must be a list of ints, "
+                    f"got {metadata['seeds']!r}")
   return ScoreFile(
       example_ids=example_ids, tables=tables, fingerprint=metadata["fingerprint"],
       dataset_name=metadata["dataset_name"], num_epochs=metadata["num_epochs"],
@@ -284,7 +387,7 @@ def _check_same_data(score_file: ScoreFile, where: str, fingerprint, example_ids
   made_on = (f"{where} was made on dataset {score_file.dataset_name!r} with fingerprint "
              f"{score_file.fingerprint}")
   if fingerprint is not None and score_file.fingerprint != fingerprint:
-    raise ValueError(
+    raise UserError(
         f"{made_on}, but this run's data has fingerprint {fingerprint}; its scores do not "
         "belong to these examples. Make the file with the same dataset, train fraction "
         "and split seed.")
@@ -296,15 +399,20 @@ def _check_same_data(score_file: ScoreFile, where: str, fingerprint, example_ids
     unknown = np.setdiff1d(run_ids, score_file.example_ids)
     unused = np.setdiff1d(score_file.example_ids, run_ids)
     run_fingerprint = "" if fingerprint is None else f" (this run's: {fingerprint})"
-    raise ValueError(
+    raise UserError(
         f"{made_on}{run_fingerprint}, over other examples: the file holds "
         f"{score_file.example_ids.size} ids, this run {run_ids.size}; ids the file lacks: "
         f"{_preview(unknown)}; file ids the run lacks: {_preview(unused)}. Make the file "
         "with the same dataset, train fraction and split seed.")
 
 
+def _source(field: str, source: str | None) -> str:
+  return f"config.{field}" if source is None else source
+
+
 def load(path: str, *, fingerprint: str | None = None, example_ids=None,
-         required: Sequence[str] = (), field: str = "path") -> ScoreFile:
+         required: Sequence[str] = (), field: str = "path",
+         source: str | None = None) -> ScoreFile:
   """Reads a score file and refuses one that does not fit this run.
 
   Args:
@@ -313,34 +421,37 @@ def load(path: str, *, fingerprint: str | None = None, example_ids=None,
     example_ids: this run's example ids (any order); None skips the check.
     required: table names the caller will read.
     field: the config field ``path`` came from, named in errors as ``config.<field>``.
+    source: what errors name ``path`` by instead, when it did not come from a config: a
+      command line passes its flag, e.g. ``"--scores"``.
 
   Raises:
-    FileNotFoundError: no file at ``path``.
-    ValueError: an unknown format version, a malformed file, a file made on other data
+    MissingScoreFileError: no file at ``path`` (a UserError and a FileNotFoundError).
+    UserError: a file that is not a readable score file (not an archive, truncated, bad
+      metadata, an unknown format version, a malformed table), one made on other data
       (fingerprint or ids differ), or a required table missing.
   """
-  path = _file_path(path)
-  where = f"config.{field} {path!r}"
+  source = _source(field, source)
+  given = os.fspath(path)
+  path = _file_path(given)
+  where = f"{source} {path!r}"
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{where} does not exist; write it with a run that saves "
-                            f"scores, or point config.{field} at one")
+    if os.path.isdir(given):
+      raise MissingScoreFileError(f"{source} {given!r} is a directory without {FILENAME}; "
+                                  f"point {source} at a score file or a run directory "
+                                  "holding one")
+    raise MissingScoreFileError(f"{where} does not exist; write it with a run that saves "
+                                f"scores, or point {source} at one")
   metadata, ids, tables = _read(path, where)
-  version = metadata.get("format_version")
-  if version != FORMAT_VERSION:
-    raise ValueError(f"{where} has format_version {version!r}; this jaxsel reads "
-                     f"version {FORMAT_VERSION}")
+  score_file = _from_metadata(metadata, ids, tables, where)
   try:
-    score_file = _from_metadata(metadata, ids, tables)
     validate(score_file)
-  except KeyError as e:
-    raise ValueError(f"{where} is malformed: its metadata lacks {e}") from e
   except ValueError as e:
-    raise ValueError(f"{where} is malformed: {e}") from e
+    raise UserError(f"{where} is malformed: {_one_line(e)}") from e
   _check_same_data(score_file, where, fingerprint, example_ids)
   missing = [name for name in required if name not in score_file.tables]
   if missing:
-    raise ValueError(f"{where} lacks the required tables {', '.join(missing)}; "
-                     f"available: {_names(score_file.tables)}")
+    raise UserError(f"{where} lacks the required tables {', '.join(missing)}; "
+                    f"available: {_names(score_file.tables)}")
   return score_file
 
 
@@ -421,11 +532,20 @@ def aggregate(score_files: Sequence[ScoreFile], *, how: str = "mean") -> ScoreFi
 
 
 def load_many(paths: Sequence[str], *, how: str = "mean", **load_kwargs) -> ScoreFile:
-  """Loads each path with ``load``'s checks (same keyword arguments), then aggregates."""
+  """Loads each path with ``load``'s checks (same keyword arguments), then aggregates.
+
+  Raises UserError, naming the files, for files that cannot be combined (other data, other
+  num_epochs, a shared table of different shapes, an int32 sum that overflows).
+  """
+  if how not in AGGREGATIONS:  # the calling code's mistake, not the files'
+    raise ValueError(f"unknown aggregation how={how!r}; valid: {', '.join(AGGREGATIONS)}")
   if isinstance(paths, (str, os.PathLike)):
     paths = [paths]
+  source = _source(load_kwargs.get("field", "path"), load_kwargs.get("source"))
   if not paths:
-    field = load_kwargs.get("field", "path")
-    raise ValueError(f"config.{field} lists no score files")
+    raise UserError(f"{source} lists no score files")
   score_files = [load(path, **load_kwargs) for path in paths]
-  return _aggregate(score_files, how, [repr(_file_path(p)) for p in paths])
+  try:
+    return _aggregate(score_files, how, [f"{source} {_file_path(p)!r}" for p in paths])
+  except ValueError as e:
+    raise UserError(_one_line(e)) from e

@@ -27,8 +27,12 @@ int32 table ``rank`` (0 = lowest score, removed first by ``removal.keep_lowest_n
 the float32 table ``score``; its ``extra`` records how it was made. Command line:
 
     python -m jaxsel.orderings --scores=RUN0,RUN1,RUN2 --key=forgetting --out=forgetting.npz
+
+A mistake on the command line (a bad flag or value, a score file that is missing, damaged or
+of other data) is one line on stderr naming the flag, and exit status 2 (``jaxsel.cli``).
 """
 
+import argparse
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -36,7 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxsel import artifacts
-from jaxsel.config_errors import is_int
+from jaxsel.config_errors import UserError, is_int
 from jaxsel.state import host_rng
 
 KEYS = ("forgetting", "max_loss_increase", "gradient_loss")
@@ -50,12 +54,12 @@ _COMBINE = {"sum": np.sum, "mean": np.mean, "max": np.max}
 # ``python -m jaxsel.orderings``, not by a run's config.
 def _choice(value, flag: str, valid) -> None:
   if value not in valid:
-    raise ValueError(f"unknown --{flag} {value!r}; valid: {', '.join(valid)}")
+    raise UserError(f"unknown --{flag} {value!r}; valid: {', '.join(valid)}")
 
 
 def _require(condition: bool, flag: str, allowed: str, value) -> None:
   if not condition:
-    raise ValueError(f"--{flag} must be {allowed}, got {value!r}")
+    raise UserError(f"--{flag} must be {allowed}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +74,7 @@ class OrderingSpec:
   seed: int = 0
 
   def check(self) -> None:
-    """Raises ValueError naming the field for a value that cannot work."""
+    """Raises UserError naming the flag (= field) for a value that cannot work."""
     _choice(self.key, "key", KEYS)
     _choice(self.gradient_loss_form, "gradient_loss_form", GRADIENT_LOSS_FORMS)
     if self.aggregation:
@@ -129,22 +133,62 @@ def _required(spec: OrderingSpec) -> tuple[str, ...]:
   return (spec.table,)
 
 
+def _check_same_data(runs: Sequence[artifacts.ScoreFile], paths: Sequence[str]) -> None:
+  """Every run must score the same examples of the same data as the first: one ordering
+  ranks one set of ids, and seeds of other data would mix unrelated scores."""
+  first = runs[0]
+  for run, path in zip(runs[1:], paths[1:]):
+    if run.fingerprint != first.fingerprint:
+      differs = f"fingerprint {run.fingerprint} vs {first.fingerprint}"
+    elif not np.array_equal(run.example_ids, first.example_ids):
+      differs = f"example ids ({run.example_ids.size} vs {first.example_ids.size} ids)"
+    else:
+      continue
+    raise UserError(f"--scores {path!r} was made on other data than {paths[0]!r} "
+                    f"({differs}); give the score files of runs on the same dataset, train "
+                    "fraction and split seed")
+
+
+def _check_distinct_seeds(runs: Sequence[artifacts.ScoreFile],
+                          paths: Sequence[str]) -> None:
+  first_with = {}
+  for run, path in zip(runs, paths):
+    for seed in run.seeds:
+      if seed in first_with:
+        raise UserError(f"--scores {path!r} and {first_with[seed]!r} both hold seed "
+                        f"{seed}; give score files of distinct seeds (one seed twice would "
+                        "count it twice)")
+      first_with[seed] = path
+
+
+def _table_flags(spec: OrderingSpec) -> str:
+  """The flags that chose ``spec.table``, for an error about a file lacking it."""
+  if spec.key == "max_loss_increase" and spec.relative:
+    return "--key=max_loss_increase --relative"
+  if spec.key == "gradient_loss":
+    return f"--key=gradient_loss --gradient_loss_form={spec.gradient_loss_form}"
+  return f"--key={spec.key}"
+
+
+def _check_tables(run: artifacts.ScoreFile, path: str, spec: OrderingSpec) -> None:
+  missing = [name for name in _required(spec) if name not in run.tables]
+  if not missing:
+    return
+  # The one table a default training_dynamics run does not write.
+  hint = ("; gradient norms are computed by training_dynamics runs with "
+          "--config.method.grad_norm_epoch=E (E >= 1)" if "grad_norm" in missing else "")
+  raise UserError(f"--scores {path!r} lacks the tables {', '.join(missing)} that "
+                  f"{_table_flags(spec)} reads (available: "
+                  f"{', '.join(sorted(run.tables)) or 'none'}){hint}")
+
+
 def _load_runs(paths: Sequence[str], spec: OrderingSpec) -> list[artifacts.ScoreFile]:
   _require(len(paths) > 0, "scores", "at least one score file", paths)
-  runs = []
-  for path in paths:
-    kwargs = {} if not runs else dict(fingerprint=runs[0].fingerprint,
-                                      example_ids=runs[0].example_ids)
-    try:
-      runs.append(artifacts.load(path, required=_required(spec), field="scores", **kwargs))
-    except ValueError as e:
-      if spec.table == "grad_norm" and "grad_norm" in str(e):
-        raise ValueError(f"{e}\nGradient norms are computed by training_dynamics runs "
-                         "with --config.method.grad_norm_epoch=E (E >= 1).") from e
-      raise
-  seeds = [s for run in runs for s in run.seeds]
-  _require(len(set(seeds)) == len(seeds), "scores",
-          "score files of distinct seeds (one seed twice would count it twice)", seeds)
+  runs = [artifacts.load(path, source="--scores") for path in paths]
+  for run, path in zip(runs, paths):
+    _check_tables(run, path, spec)
+  _check_same_data(runs, paths)
+  _check_distinct_seeds(runs, paths)
   return runs
 
 
@@ -176,9 +220,16 @@ def ordered_ids(ordering: artifacts.ScoreFile) -> np.ndarray:
   return ordering.example_ids[np.argsort(ordering.table("rank"), kind="stable")]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  import argparse  # pylint: disable=import-outside-toplevel
-  parser = argparse.ArgumentParser(
+class _ArgumentParser(argparse.ArgumentParser):
+  """argparse whose usage errors are UserErrors: one line and exit status 2 via jaxsel.cli,
+  instead of a usage block and the error printed by argparse itself."""
+
+  def error(self, message: str):
+    raise UserError(f"{' '.join(message.split())} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _ArgumentParser(
       prog="python -m jaxsel.orderings",
       description="Orders training examples ascending by forgetting, max loss increase or "
       "gradient loss, from training_dynamics score files of several seeds.")
@@ -194,9 +245,21 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--relative", action="store_true")
   parser.add_argument("--tie_break", default="random", help=" | ".join(TIE_BREAKS))
   parser.add_argument("--seed", type=int, default=0, help="seed of the random tie-break")
-  args = parser.parse_args(argv)
+  from jaxsel import cli  # pylint: disable=import-outside-toplevel
+  # Read by cli.run itself; declared so that the parser accepts it.
+  parser.add_argument(cli.TRACEBACK_FLAG, action="store_true",
+                      help="show the traceback of every error (for bug reports)")
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  """Parses ``argv`` (the flags, without the program name) and writes the ordering.
+
+  Raises UserError, naming the flag, for a bad command line or score file.
+  """
+  args = _parser().parse_args(argv)
   if not args.out.endswith(".npz"):
-    parser.error("--out must name a .npz file")
+    raise UserError(f"--out must name a .npz file, got {args.out!r}")
   spec = OrderingSpec(key=args.key, gradient_loss_form=args.gradient_loss_form,
                       aggregation=args.aggregation, clip_at_zero=args.clip_at_zero,
                       relative=args.relative, tie_break=args.tie_break, seed=args.seed)
@@ -209,4 +272,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  # The command line is harness: the library part of this module does not import it.
+  from jaxsel import cli  # pylint: disable=import-outside-toplevel
+  # cli.run passes sys.argv whole; main takes the flags alone.
+  cli.run(lambda argv: main(argv[1:]))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxsel import artifacts
+from jaxsel.config_errors import UserError
 
 IDS = np.array([2, 5, 7, 11], np.int32)
 FINGERPRINT = "fp-mnist1d-abc123"
@@ -223,7 +224,7 @@ def test_load_checks_pass_for_the_same_data(tmp_path):
 
 def test_load_refuses_another_fingerprint(tmp_path):
   artifacts.save(str(tmp_path), make())
-  with pytest.raises(ValueError) as info:
+  with pytest.raises(UserError) as info:
     artifacts.load(str(tmp_path), fingerprint="fp-other-999", field="target.path")
   message = str(info.value)
   assert message.startswith(f"config.target.path '{tmp_path / 'scores.npz'}'")
@@ -233,7 +234,7 @@ def test_load_refuses_another_fingerprint(tmp_path):
 
 def test_load_refuses_other_example_ids(tmp_path):
   artifacts.save(str(tmp_path), make())
-  with pytest.raises(ValueError) as info:
+  with pytest.raises(UserError) as info:
     artifacts.load(str(tmp_path), fingerprint=FINGERPRINT, example_ids=[2, 5, 8, 11, 13],
                    field="coreset.scores_path")
   message = str(info.value)
@@ -246,7 +247,7 @@ def test_load_refuses_other_example_ids(tmp_path):
 
 def test_load_refuses_missing_required_tables(tmp_path):
   artifacts.save(str(tmp_path), make({"entropy": np.ones(4, np.float32)}))
-  with pytest.raises(ValueError, match=r"config\.target\.path .* lacks the required "
+  with pytest.raises(UserError, match=r"config\.target\.path .* lacks the required "
                      r"tables forgets, margin; available: entropy"):
     artifacts.load(str(tmp_path), required=("entropy", "forgets", "margin"),
                    field="target.path")
@@ -256,8 +257,10 @@ def test_load_refuses_a_missing_file(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"config\.target\.path '.*nowhere/scores\."
                      r"npz' does not exist"):
     artifacts.load(str(tmp_path / "nowhere"), field="target.path")
-  with pytest.raises(FileNotFoundError, match=r"config\.path '.*absent\.npz'"):
+  with pytest.raises(FileNotFoundError, match=r"config\.path '.*absent\.npz'") as info:
     artifacts.load(str(tmp_path / "absent.npz"))
+  # A user error too, so that the command lines print it in one line.
+  assert isinstance(info.value, UserError)
 
 
 def test_load_refuses_an_unknown_format_version(tmp_path):
@@ -268,7 +271,7 @@ def test_load_refuses_an_unknown_format_version(tmp_path):
   meta["format_version"] = 2
   arrays["metadata"] = np.array(json.dumps(meta))
   np.savez(path, **arrays)
-  with pytest.raises(ValueError, match=r"config\.path .* has format_version 2; this "
+  with pytest.raises(UserError, match=r"config\.path .* has format_version 2; this "
                      r"jaxsel reads version 1"):
     artifacts.load(path)
 
@@ -276,7 +279,7 @@ def test_load_refuses_an_unknown_format_version(tmp_path):
 def test_load_refuses_an_npz_that_is_not_a_score_file(tmp_path):
   path = str(tmp_path / "target.npz")
   np.savez(path, trajectory=np.zeros((4, 3), np.float32))
-  with pytest.raises(ValueError, match=r"config\.target\.path .* is not a score file"):
+  with pytest.raises(UserError, match=r"config\.target\.path .* is not a score file"):
     artifacts.load(path, field="target.path")
 
 
@@ -399,10 +402,208 @@ def test_load_many_names_the_refused_path(tmp_path):
   good = artifacts.save(str(tmp_path / "a"), make())
   other = artifacts.save(str(tmp_path / "b"), make(fingerprint="fp-other"))
   # With the run's fingerprint, load refuses the foreign file and names the field.
-  with pytest.raises(ValueError, match=r"config\.target\.paths '.*b/scores\.npz' was made"):
+  with pytest.raises(UserError, match=r"config\.target\.paths '.*b/scores\.npz' was made"):
     artifacts.load_many([good, other], fingerprint=FINGERPRINT, field="target.paths")
-  # Without it, aggregation still refuses, naming the differing file by path.
-  with pytest.raises(ValueError, match=r"'.*b/scores\.npz' differs from '.*a/scores\.npz'"):
-    artifacts.load_many([good, other])
-  with pytest.raises(ValueError, match=r"config\.target\.paths lists no score files"):
+  # Without it, aggregation still refuses, naming the differing file by field and path.
+  with pytest.raises(UserError, match=r"config\.target\.paths '.*b/scores\.npz' differs "
+                     r"from config\.target\.paths '.*a/scores\.npz' in fingerprint"):
+    artifacts.load_many([good, other], field="target.paths")
+  with pytest.raises(UserError, match=r"config\.target\.paths lists no score files"):
     artifacts.load_many([], field="target.paths")
+  with pytest.raises(UserError, match=r"^--scores lists no score files$"):
+    artifacts.load_many([], source="--scores")
+
+
+def test_load_many_refuses_files_that_do_not_combine(tmp_path):
+  short = artifacts.save(str(tmp_path / "a"), make())
+  longer = artifacts.save(str(tmp_path / "b"), make(num_epochs=5))
+  with pytest.raises(UserError, match=r"^cannot aggregate: config\.method\.scores_path "
+                     r"'.*b/scores\.npz' differs from .* in num_epochs 5 vs 3$"):
+    artifacts.load_many([short, longer], field="method.scores_path")
+  # An unknown ``how`` is the calling code's mistake: a plain ValueError, before any read.
+  with pytest.raises(ValueError, match="how='median'") as info:
+    artifacts.load_many([str(tmp_path / "absent")], how="median")
+  assert not isinstance(info.value, UserError)
+
+
+# ------------------------------------------------------------------------ malformed files
+#
+# Each builder writes one kind of broken file under tmp_path and returns the path to load.
+
+
+def _saved(tmp_path) -> str:
+  return artifacts.save(str(tmp_path / "scores.npz"), make())
+
+
+def _bytes_edited(edit):
+  def build(tmp_path):
+    path = _saved(tmp_path)
+    with open(path, "rb") as f:
+      data = f.read()
+    with open(path, "wb") as f:
+      f.write(edit(data))
+    return path
+  return build
+
+
+def _arrays_edited(edit):
+  """The saved file rewritten with ``edit(arrays)`` (a dict key -> array) as its arrays."""
+  def build(tmp_path):
+    path = _saved(tmp_path)
+    with np.load(path) as f:
+      arrays = dict(f)
+    with open(path, "wb") as f:
+      np.savez(f, **edit(arrays))
+    return path
+  return build
+
+
+def _metadata_text(text: str):
+  return _arrays_edited(lambda arrays: {**arrays, "metadata": np.array(text)})
+
+
+def _metadata_edited(**changes):
+  """The saved file with metadata fields replaced; a value of ``...`` deletes the field."""
+  def edit(arrays):
+    meta = json.loads(str(arrays["metadata"]))
+    meta.update(changes)
+    meta = {key: value for key, value in meta.items() if value is not ...}
+    return {**arrays, "metadata": np.array(json.dumps(meta))}
+  return _arrays_edited(edit)
+
+
+def _without(key: str):
+  return _arrays_edited(lambda arrays: {k: v for k, v in arrays.items() if k != key})
+
+
+def _replaced(key: str, value):
+  return _arrays_edited(lambda arrays: {**arrays, key: value})
+
+
+def _absent(tmp_path) -> str:
+  return str(tmp_path / "absent.npz")
+
+
+def _empty_directory(tmp_path) -> str:
+  (tmp_path / "run").mkdir()
+  return str(tmp_path / "run")
+
+
+def _plain_npy(tmp_path) -> str:
+  path = str(tmp_path / "scores.npz")
+  with open(path, "wb") as f:
+    np.save(f, np.zeros(4, np.float32))  # a .npy array, not an .npz archive
+  return path
+
+
+# The stored bytes of make()'s entropy table, to corrupt one member without touching the
+# archive's directory (np.savez does not compress, so they appear as they are).
+_ENTROPY_BYTES = np.float32([0.25, 0.5, 0.75, 1.0]).tobytes()
+
+
+MALFORMED = {
+    "missing": (_absent, "does not exist"),
+    "directory_without_scores": (_empty_directory, "is a directory without scores.npz"),
+    "garbage": (_bytes_edited(lambda data: b"\x00\xffnot a score file" * 20),
+                "is not an .npz archive"),
+    "npy_not_npz": (_plain_npy, "is not an .npz archive"),
+    "empty": (_bytes_edited(lambda data: b""), "is empty (0 bytes)"),
+    "truncated_at_half": (_bytes_edited(lambda data: data[:len(data) // 2]),
+                          "is damaged or truncated"),
+    "corrupt_member": (_bytes_edited(lambda data: data.replace(_ENTROPY_BYTES,
+                                                               b"\x01" * 16)),
+                       "is damaged: its array 'table.entropy' cannot be read (BadZipFile"),
+    "metadata_not_json": (_metadata_text("{format_version: 1"), "its metadata is not JSON"),
+    "metadata_a_json_list": (_metadata_text("[1, 2]"),
+                             "its metadata must be a JSON object, got a JSON list"),
+    "metadata_not_a_string": (_replaced("metadata", np.zeros(3, np.int32)),
+                              "its metadata must be a 0-d string holding a JSON object, "
+                              "got an array of dtype int32 and shape (3,)"),
+    "metadata_lacks_keys": (_metadata_edited(fingerprint=..., seeds=...),
+                            "is malformed: its metadata lacks fingerprint, seeds"),
+    "metadata_lacks_version": (_metadata_edited(format_version=...),
+                               "its metadata lacks format_version"),
+    "seeds_not_a_list": (_metadata_edited(seeds=3), "seeds must be a list of ints, got 3"),
+    "fingerprint_not_a_string": (_metadata_edited(fingerprint=7),
+                                 "is malformed: fingerprint must be a str, got int"),
+    "format_version_2": (_metadata_edited(format_version=2),
+                         "has format_version 2; this jaxsel reads version 1"),
+    "format_version_true": (_metadata_edited(format_version=True),
+                            "has format_version True"),
+    "no_example_ids": (_without("example_ids"),
+                       "is not a score file: it lacks 'example_ids' (its arrays: "),
+    "no_metadata": (_without("metadata"), "is not a score file: it lacks 'metadata'"),
+    "table_of_float64": (_replaced("table.entropy", np.zeros(4, np.float64)),
+                         "is malformed: table 'entropy' has dtype float64"),
+    "table_of_wrong_length": (_replaced("table.entropy", np.zeros(3, np.float32)),
+                              "is malformed: table 'entropy' has shape (3,); expected [N]"),
+    "ids_unsorted": (_replaced("example_ids", np.int32([5, 2, 7, 11])),
+                     "is malformed: example_ids must be sorted and unique"),
+    "pickled_table": (_replaced("table.entropy", np.array([{"a": 1}] * 4, dtype=object)),
+                      "is damaged: its array 'table.entropy' cannot be read (ValueError: "),
+    "pickled_metadata": (_replaced("metadata", np.array({"format_version": 1})),
+                         "its array 'metadata' cannot be read"),
+}
+
+
+@pytest.mark.parametrize("source", ["config", "flag"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_load_refuses_a_malformed_file_in_one_line_naming_it(tmp_path, case, source):
+  build, mention = MALFORMED[case]
+  path = build(tmp_path)
+  kwargs = ({"field": "method.target.path"} if source == "config"
+            else {"source": "--scores"})
+  with pytest.raises(UserError) as info:
+    artifacts.load(path, fingerprint=FINGERPRINT, example_ids=IDS, **kwargs)
+  message = str(info.value)
+  assert "\n" not in message, message
+  assert mention in message, message
+  # Where the path came from, then the path itself.
+  named_by = "config.method.target.path" if source == "config" else "--scores"
+  assert message.startswith(f"{named_by} '{path}"), message
+  assert "config." not in message or source == "config", message
+
+
+def test_a_missing_file_is_still_a_file_not_found_error(tmp_path):
+  with pytest.raises(FileNotFoundError) as info:
+    artifacts.load(str(tmp_path / "run"), field="removal.ordering_path")
+  assert isinstance(info.value, UserError)
+  assert str(info.value) == (
+      f"config.removal.ordering_path '{tmp_path / 'run' / 'scores.npz'}' does not exist; "
+      "write it with a run that saves scores, or point config.removal.ordering_path at one")
+
+
+def _load_or_refuse(path: str, data: bytes):
+  """The ScoreFile read from ``data`` written at ``path``, or None when load refuses it
+  (after checking that the refusal is one line naming the field and the file)."""
+  with open(path, "wb") as f:
+    f.write(data)
+  try:
+    # Requiring every table: a corrupted member name must not just drop a table.
+    return artifacts.load(path, field="target.path", required=tuple(make_tables()))
+  except UserError as e:
+    assert "\n" not in str(e) and str(e).startswith(f"config.target.path '{path}'"), e
+    return None
+
+
+def test_every_cut_and_every_overwritten_stretch_is_refused_or_harmless(tmp_path):
+  path = _saved(tmp_path)
+  with open(path, "rb") as f:
+    good = f.read()
+  broken = str(tmp_path / "broken.npz")
+  # A cut anywhere loses the end of the archive (its directory): always refused.
+  for n in np.linspace(0, len(good) - 1, 64).astype(int):
+    assert _load_or_refuse(broken, good[:n]) is None, n
+  # 8 random bytes over 64 stretches spread over headers, array data and the directory:
+  # refused, or they hit bytes no reader uses (CRCs guard the arrays) and change nothing.
+  rng = np.random.default_rng(0)
+  refused = 0
+  for start in np.linspace(0, len(good) - 8, 64).astype(int):
+    loaded = _load_or_refuse(broken, good[:start] + rng.bytes(8) + good[start + 8:])
+    if loaded is None:
+      refused += 1
+      continue
+    for name, values in make_tables().items():
+      np.testing.assert_array_equal(loaded.table(name), values)
+    np.testing.assert_array_equal(loaded.example_ids, IDS)
+  assert refused >= 48, refused

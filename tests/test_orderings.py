@@ -2,11 +2,16 @@
 real training-dynamics run whose slopes and gradient norms are checked against their
 definitions, and bad input refused naming the flag."""
 
+import os
+
 import numpy as np
 import pytest
 
 from jaxsel import artifacts, orderings, train
+from jaxsel.config_errors import UserError
 from tests.conftest import with_method
+from tests.test_artifacts import MALFORMED
+from tests.test_bad_inputs import assert_cli_refused, run_cli
 
 IDS = np.asarray([2, 5, 7, 9], np.int32)
 
@@ -87,23 +92,95 @@ def test_gradient_loss_forms_and_their_default_aggregation(tmp_path):
 
 def test_bad_input_names_the_flag(tmp_path):
   path = _run_file(tmp_path, 0)
-  with pytest.raises(ValueError, match="unknown --gradient_loss_form 'slope'"):
+  with pytest.raises(UserError, match="unknown --gradient_loss_form 'slope'"):
     orderings.build([path], orderings.OrderingSpec(key="gradient_loss",
                                                    gradient_loss_form="slope"))
-  with pytest.raises(ValueError, match="unknown --key 'loss'"):
+  with pytest.raises(UserError, match="unknown --key 'loss'"):
     orderings.build([path], orderings.OrderingSpec(key="loss"))
-  with pytest.raises(ValueError, match="unknown --aggregation 'median'"):
+  with pytest.raises(UserError, match="unknown --aggregation 'median'"):
     orderings.build([path], orderings.OrderingSpec(aggregation="median"))
-  with pytest.raises(ValueError, match="grad_norm_epoch"):  # the runs kept no norms
-    orderings.build([path], orderings.OrderingSpec(key="gradient_loss",
-                                                   gradient_loss_form="grad_norm"))
-  with pytest.raises(ValueError, match="distinct seeds"):
-    orderings.build([path, path], orderings.OrderingSpec())
-  other = artifacts.save(str(tmp_path / "other.npz"), artifacts.ScoreFile(
-      example_ids=IDS, tables=artifacts.load(path).tables, fingerprint="xyz",
-      dataset_name="toy", num_epochs=10, seeds=(1,), config={}))
-  with pytest.raises(ValueError, match="fingerprint"):
-    orderings.build([path, other], orderings.OrderingSpec())
+  with pytest.raises(UserError, match=r"--seed must be an integer >= 0, got -1"):
+    orderings.build([path], orderings.OrderingSpec(seed=-1))
+  with pytest.raises(UserError, match=r"--scores must be at least one score file, got \[\]"):
+    orderings.build([], orderings.OrderingSpec())
+
+
+def _one_line_error(call) -> str:
+  with pytest.raises(UserError) as info:
+    call()
+  message = str(info.value)
+  assert "\n" not in message, message
+  return message
+
+
+def test_tables_the_key_needs_are_named_with_its_flags(tmp_path):
+  path = _run_file(tmp_path, 0)
+  message = _one_line_error(lambda: orderings.build([path], orderings.OrderingSpec(
+      key="gradient_loss", gradient_loss_form="grad_norm")))
+  assert message == (
+      f"--scores '{path}' lacks the tables grad_norm that --key=gradient_loss "
+      "--gradient_loss_form=grad_norm reads (available: forgetting, never_learned, "
+      "presentations); gradient norms are computed by training_dynamics runs with "
+      "--config.method.grad_norm_epoch=E (E >= 1)")
+  message = _one_line_error(lambda: orderings.build([path], orderings.OrderingSpec(
+      key="max_loss_increase", relative=True)))
+  assert message.startswith(f"--scores '{path}' lacks the tables max_relative_loss_increase "
+                            "that --key=max_loss_increase --relative reads")
+  assert "grad_norm_epoch" not in message
+
+
+def test_score_files_of_one_seed_twice_or_of_other_data_name_both_files(tmp_path):
+  first = _run_file(tmp_path, 0)
+  again = str(tmp_path / "again.npz")
+  artifacts.save(again, artifacts.load(first))
+  assert _one_line_error(lambda: orderings.build([first, again], orderings.OrderingSpec())
+                         ) == (f"--scores '{again}' and '{first}' both hold seed 0; give "
+                               "score files of distinct seeds (one seed twice would count "
+                               "it twice)")
+  tables = artifacts.load(first).tables
+  other_data = artifacts.save(str(tmp_path / "other.npz"), artifacts.ScoreFile(
+      example_ids=IDS, tables=tables, fingerprint="xyz", dataset_name="toy", num_epochs=10,
+      seeds=(1,), config={}))
+  assert _one_line_error(lambda: orderings.build([first, other_data],
+                                                 orderings.OrderingSpec())
+                         ) == (f"--scores '{other_data}' was made on other data than "
+                               f"'{first}' (fingerprint xyz vs abc); give the score files "
+                               "of runs on the same dataset, train fraction and split seed")
+  other_ids = artifacts.save(str(tmp_path / "ids.npz"), artifacts.ScoreFile(
+      example_ids=IDS[:3], tables={name: values[:3] for name, values in tables.items()},
+      fingerprint="abc", dataset_name="toy", num_epochs=10, seeds=(2,), config={}))
+  message = _one_line_error(lambda: orderings.build([first, other_ids],
+                                                    orderings.OrderingSpec()))
+  assert message.startswith(f"--scores '{other_ids}' was made on other data than "
+                            f"'{first}' (example ids (3 vs 4 ids))")
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_score_file_is_refused_naming_the_flag_and_the_file(tmp_path, case):
+  good = _run_file(tmp_path, 0)
+  build, mention = MALFORMED[case]
+  bad = build(tmp_path)
+  # Second in the list: the message must name the bad file, not the first one.
+  message = _one_line_error(lambda: orderings.build([good, bad], orderings.OrderingSpec()))
+  assert message.startswith(f"--scores '{bad}"), message
+  assert mention in message, message
+  assert "config." not in message, message  # the command line has no config
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scores", "a.npz"], "the following arguments are required: --out (see python -m "
+     "jaxsel.orderings --help)"),
+    (["--scores", "a.npz", "--out", "o.npz", "--keys", "forgetting"],
+     "unrecognized arguments: --keys forgetting (see python -m jaxsel.orderings --help)"),
+    (["--scores", "a.npz", "--out", "o.npz", "--seed", "one"],
+     "argument --seed: invalid int value: 'one' (see python -m jaxsel.orderings --help)"),
+    (["--scores", "a.npz", "--out", "order.txt"],
+     "--out must name a .npz file, got 'order.txt'"),
+    (["--scores", "", "--out", "o.npz"], "--scores must be at least one score file, got []"),
+])
+def test_command_line_mistakes_are_one_line_user_errors(args, message):
+  # Each is refused before a.npz (which does not exist) is read.
+  assert _one_line_error(lambda: orderings.main(args)) == message
 
 
 def test_command_line_writes_the_ordering(tmp_path, capsys):
@@ -112,6 +189,29 @@ def test_command_line_writes_the_ordering(tmp_path, capsys):
   orderings.main(["--scores", ",".join(paths), "--out", out, "--tie_break", "index"])
   np.testing.assert_array_equal(orderings.ordered_ids(artifacts.load(out)), [5, 9, 7, 2])
   assert "50.0 % have score 0" in capsys.readouterr().out
+
+
+def test_command_line_refuses_a_garbage_score_file_in_one_line(tmp_path):
+  garbage = tmp_path / "seed0.npz"
+  garbage.write_bytes(b"\x00\x13 no archive here \xff" * 8)
+  out = tmp_path / "order.npz"
+  process = run_cli(f"--scores={garbage}", f"--out={out}", module="jaxsel.orderings")
+  line = assert_cli_refused(process, "--scores", str(garbage))
+  assert line == (f"error: --scores '{garbage}' is not a score file: it is not an .npz "
+                  "archive (a zip file as np.savez writes)")
+  assert not out.exists()
+
+
+def test_command_line_refuses_an_unknown_key_in_one_line(tmp_path):
+  path = _run_file(tmp_path, 0)
+  out = tmp_path / "order.npz"
+  process = run_cli(f"--scores={path}", f"--out={out}", "--key=forgets",
+                    module="jaxsel.orderings")
+  line = assert_cli_refused(process, "--key")
+  assert line == ("error: unknown --key 'forgets'; valid: forgetting, max_loss_increase, "
+                  "gradient_loss")
+  assert process.stdout == "" and not out.exists()
+  assert sorted(os.listdir(tmp_path)) == ["seed0.npz"]
 
 
 @pytest.fixture(scope="module")
