@@ -8,6 +8,18 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+  """An OSError without a file name (a full disk fails at write or close) gets ``path``,
+  so that the one line reporting it can say where."""
+  try:
+    yield
+  except OSError as e:
+    if e.filename is None:
+      raise OSError(e.errno, e.strerror, path) from e
+    raise
+
+
+@contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
   """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
 
@@ -28,7 +40,7 @@ def atomic_output(path: str) -> Iterator[str]:
 
 
 def write_text(path: str, text: str) -> None:
-  with atomic_output(path) as tmp, open(tmp, "w") as f:
+  with _naming(path), atomic_output(path) as tmp, open(tmp, "w") as f:
     f.write(text)
 
 
@@ -40,7 +52,7 @@ def append_text(path: str, text: str) -> None:
   """Appends ``text`` and flushes it. For logs written a line at a time: rewriting the
   whole file atomically each time would cost O(lines²) over a long run. A line cut short
   by a crash is dropped by ``read_jsonl``, and a resumed run rewrites the file whole."""
-  with open(path, "a") as f:
+  with _naming(path), open(path, "a") as f:
     f.write(text)
 
 

@@ -22,8 +22,11 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from jaxsel import (augment, checkpoint, compilation, config_checks, durations, evaluation,
-                    files, losses, methods, metrics, models, optim, selection, steps)
+from jaxsel import (augment, checkpoint, compilation, config_checks, console, durations,
+                    evaluation, files, losses, methods, metrics, models, optim, selection,
+                    steps)
+from jaxsel import workdir as workdir_lib
+from jaxsel.config_errors import UserError
 from jaxsel.data import iterators, loading, variants
 from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
@@ -33,8 +36,8 @@ COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
              "checkpoint_seconds")
 
 
-class NonFiniteLossError(FloatingPointError):
-  pass
+class NonFiniteLossError(UserError, FloatingPointError):
+  """The training loss became NaN or infinite; the message names the likely fields."""
 
 
 def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
@@ -53,13 +56,12 @@ def _check_workdir(config, workdir: str) -> str:
   """Refuses to continue a run that had another config; returns the config.json path."""
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
+    previous = workdir_lib.read_json(path, "the config of the run in this workdir")
     current = json.loads(config.to_json())
     if previous != current:
       changed = sorted(k for k in set(previous) | set(current)
                        if previous.get(k) != current.get(k))
-      raise ValueError(
+      raise UserError(
           f"{workdir} holds a run with a different config (top-level fields that differ: "
           f"{', '.join(changed)}); use a new --workdir. Existing run directories are never "
           "overwritten.")
@@ -70,21 +72,6 @@ def _progress(config, total: int, desc: str):
   mode = config.progress_bar
   enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
   return tqdm.tqdm(total=total, desc=desc, leave=False, disable=not enabled)
-
-
-def _epoch_line(record: dict, num_epochs: int) -> str:
-  parts = [f"epoch {record['epoch'] + 1:>3}/{num_epochs}",
-           f"lr {record['lr']:.4g}",
-           f"train_loss {record['train_loss']:.4f}",
-           f"train_acc {record['train_accuracy']:5.2f}%"]
-  if "val_accuracy" in record:
-    parts += [f"val_acc {record['val_accuracy']:5.2f}%", f"val_ece {record['val_ece']:5.2f}%"]
-  if record["selection_epoch"]:
-    overlap = record["overlap_with_previous"]
-    parts.append(f"selected {record['num_selected']}"
-                 + ("" if overlap is None else f" (overlap {overlap:.0f}%)"))
-  parts.append(f"{record['seconds']:.2f}s")
-  return "  ".join(parts)
 
 
 def _subset_diagnostics(ids: np.ndarray, previous_ids: np.ndarray | None, labels: np.ndarray,
@@ -115,16 +102,38 @@ def _run_chunks(config, train_chunk, state, data, plan, epoch):
   return state, totals, seconds
 
 
-def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str) -> None:
+# Inputs this large overflow float32 activations in a few layers: the data is at fault then,
+# not the step size.
+_HUGE_INPUT = 1e6
+
+
+def _nonfinite_cause(config, dataset) -> str:
+  """Which fields to look at, from what the inputs look like."""
+  inputs = dataset.pool.inputs
+  if not dataset.uint8_inputs:
+    finite = np.isfinite(inputs)
+    largest = float(np.abs(inputs[finite]).max()) if finite.any() else math.inf
+    if not finite.all() or largest > _HUGE_INPUT:
+      what = "non-finite" if not finite.all() else f"as large as {largest:.3g}"
+      return (f"the inputs are {what}: check config.dataset.normalization_mean, "
+              "config.dataset.normalization_std, config.noise.value_mean and "
+              "config.noise.value_std")
+  return (f"the inputs are finite and moderate, so the steps are too large: lower "
+          f"config.optimizer.learning_rate (now {config.optimizer.learning_rate}) or check "
+          "config.loss, config.mixing and config.optimizer.momentum")
+
+
+def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str, config,
+                  dataset) -> None:
   if math.isfinite(train_loss):
     return
   ckpt.wait()
-  last_good = ckpt.latest_epoch()
-  kept = (f"the last good checkpoint (after epoch {last_good + 1}) is kept in {workdir}"
-          if last_good is not None else "no checkpoint had been written yet")
-  raise NonFiniteLossError(
-      f"training loss became {train_loss} in epoch {epoch + 1}; {kept}. Lower "
-      "optimizer.learning_rate or check the inputs.")
+  latest = ckpt.latest_epoch()
+  # Not "good": it is verified only when a run resumes from it.
+  kept = (f"the latest checkpoint (after epoch {latest + 1}) is kept in {workdir}"
+          if latest is not None else "no checkpoint had been written yet")
+  raise NonFiniteLossError(f"training loss became {train_loss} in epoch {epoch + 1}; "
+                           f"{kept}; {_nonfinite_cause(config, dataset)}")
 
 
 class _Periodic:
@@ -189,15 +198,52 @@ def train_and_evaluate(
   ``metrics.jsonl`` (one record per epoch), ``checkpoints/``, and at the end
   ``summary.json``, ``reliability_test.png``, ``curves.png`` and the method's own files.
   ``on_epoch_end(epoch, record)`` is called after each epoch's record is written.
+
+  The workdir is held (``jaxsel.workdir.held``) for the whole run, so a second process on
+  it is refused; every check of the config, the data and the files it names runs before
+  anything is written, so a refused run leaves the workdir as it was.
+
+  Raises:
+    UserError: bad input (a config value, a file it names, the workdir), before writing.
   """
   started = time.perf_counter()
   config_checks.check_config(config)
+  workdir_lib.check_layout(workdir)
+  with workdir_lib.held(workdir):
+    return _train_and_evaluate(config, workdir, on_epoch_end, dataset, started)
+
+
+def _completed_summary(workdir: str) -> dict | None:
+  """The summary of a finished run in ``workdir``, or None. An unreadable summary.json
+  (only an outside hand can cut one short: it is written atomically) is redone."""
+  path = os.path.join(workdir, "summary.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      summary = json.load(f)
+    if isinstance(summary, dict) and "test_accuracy" in summary:
+      return summary
+    problem = "it is not a run summary"
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    problem = f"it is not valid JSON ({' '.join(str(e).split())})"
+  print(f"warning: {path} is unreadable: {problem}; finishing the run again from its last "
+        "checkpoint", file=sys.stderr, flush=True)
+  return None
+
+
+def _has_checkpoints(directory: str) -> bool:
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict:
   config_path = _check_workdir(config, workdir)
-  summary_path = os.path.join(workdir, "summary.json")
-  if os.path.exists(summary_path):
-    print(f"{workdir} is complete; summary: {summary_path}", flush=True)
-    with open(summary_path) as f:
-      return json.load(f)
+  summary = _completed_summary(workdir)
+  if summary is not None:
+    print(f"{workdir} is complete; summary: {os.path.join(workdir, 'summary.json')}",
+          flush=True)
+    return summary
+  workdir_lib.remove_stale_temporaries(workdir)
 
   timings = {}
   data_start = time.perf_counter()
@@ -208,11 +254,6 @@ def train_and_evaluate(
   config_checks.check_against_data(config, dataset)
   method, plan = _method_and_plan(config, dataset)
   train_chunk = steps.jit_train_chunk(_train_step(config, method, dataset, plan))
-  # Written only once every check has passed, so a rejected config leaves nothing behind.
-  if not os.path.exists(config_path):
-    files.write_json(config_path, json.loads(config.to_json()))
-  variants.write_records(variant, workdir)
-
   model = models.get_model(config.model.name, num_classes=dataset.num_classes,
                            **config.model.kwargs)
   state_args = dict(model=model, tx=optim.make_optimizer(config), seed=config.seed,
@@ -221,11 +262,9 @@ def train_and_evaluate(
                               for name, t in method.trackers().items()},
                     method_state=method.initial_method_state(plan))
   data = evaluation.device_data(dataset)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                 max_to_keep=config.checkpoint.max_to_keep)
-  latest = ckpt.latest_epoch()
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
   train_ahead = None
-  if latest is None:
+  if not _has_checkpoints(checkpoint_dir):
     # The train step compiles on a background thread (XLA compiles outside the GIL) while
     # this one compiles model init; it needs only the state's shapes. (A resumed state's
     # restored leaves may differ in weak type, so it compiles on first use instead.)
@@ -236,16 +275,27 @@ def train_and_evaluate(
   state = create_train_state(**state_args)
   has_validation = len(dataset.validation_ids) > 0
   best = evaluation.snapshot(state) if has_validation else {}
+  # Written only once every check has passed and the model has been built, so a rejected
+  # config leaves nothing behind.
+  if not os.path.exists(config_path):
+    files.write_json(config_path, json.loads(config.to_json()))
+  variants.write_records(variant, workdir)
 
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  host = {"next_epoch": 0, "previous_ids": None, "best_val": None,
+  ckpt = checkpoint.Checkpointer(checkpoint_dir, max_to_keep=config.checkpoint.max_to_keep)
+  # ``records``: every finished epoch's metrics record. Checkpoints hold them, so the log
+  # is rewritten whole, contiguous, from the checkpoint a run resumes from (whatever
+  # happened to metrics.jsonl meanwhile), and epochs past it run again.
+  host = {"next_epoch": 0, "previous_ids": None, "best_val": None, "records": [],
           **{k: 0 for k in COST_KEYS}}
+  latest = ckpt.restore_latest({"state": state, "best": best})
   if latest is not None:
-    restored, host = ckpt.restore(latest, {"state": state, "best": best})
+    restored_epoch, restored, host = latest
     state, best = restored["state"], restored["best"]
-    print(f"resuming {workdir} after epoch {latest + 1}", flush=True)
-  # Records past the checkpoint belong to epochs that will run again.
-  records = [r for r in files.read_jsonl(metrics_path) if r["epoch"] < host["next_epoch"]]
+  print(console.start_line(config, dataset, plan, num_params=console.parameter_count(
+      state.params), workdir=workdir, resumed_after=None if latest is None
+      else restored_epoch), flush=True)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  records = list(host["records"])
   files.write_text(metrics_path, "".join(files.jsonl_line(r) for r in records))
 
   evaluator = evaluation.Evaluator(config)
@@ -283,7 +333,8 @@ def train_and_evaluate(
     state, totals, train_seconds = _run_chunks(config, train_chunk, state, data, batches,
                                                epoch)
     train_loss = float(totals["loss"] / totals["count"])
-    _check_finite(train_loss, epoch, ckpt, workdir)
+    ckpt.check()  # a save that failed in the background stops the run now
+    _check_finite(train_loss, epoch, ckpt, workdir, config, dataset)
     state = method.end_epoch(epoch, state, choice.example_ids)
     backpropagated, forwarded = method.epoch_examples(state, batches)
 
@@ -323,11 +374,12 @@ def train_and_evaluate(
     records.append(record)
     files.append_text(metrics_path, files.jsonl_line(record))
     if evaluated:
-      print(_epoch_line(record, plan.num_epochs), flush=True)
+      print(console.epoch_line(record, plan.num_epochs), flush=True)
 
     if save.due(epoch):
       save_start = time.perf_counter()
       host["previous_ids"] = previous_ids.tolist()
+      host["records"] = records
       ckpt.save(epoch, {"state": state, "best": best}, host)
       host["checkpoint_seconds"] += time.perf_counter() - save_start
       save.done()
@@ -397,4 +449,5 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
   print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
       "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s",
         flush=True)
+  print(console.files_line(workdir), flush=True)
   return summary

@@ -36,14 +36,21 @@ def with_method(config, name, **fields):
   return override(config, **fields)
 
 
-@pytest.fixture
-def tiny_config(mnist1d_dir):
-  """Three short epochs of a small CNN on MNIST-1D: compiles and runs in seconds."""
+def tiny_run_config(data_dir: str, **fields):
+  """Three short epochs of a small CNN on MNIST-1D (compiles and runs in seconds), plus
+  ``fields`` (dotted)."""
   return override(default.get_config(), **{
-      "dataset.data_dir": mnist1d_dir,
+      "dataset.data_dir": data_dir,
       "model.kwargs": {"channels": 8, "conv_impl": "auto"},
       "train.num_epochs": 3,
       "train.batch_size": 64,
       "checkpoint.every_epochs": 1,
       "progress_bar": "off",
+      **fields,
   })
+
+
+@pytest.fixture
+def tiny_config(mnist1d_dir):
+  """``tiny_run_config`` on the session's MNIST-1D."""
+  return tiny_run_config(mnist1d_dir)

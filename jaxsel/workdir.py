@@ -1,0 +1,113 @@
+"""A run directory held by one process at a time, and the checks made before using one.
+
+``held(workdir)`` takes an exclusive ``flock`` on ``<workdir>/.lock`` for as long as the run
+lasts. The kernel drops the lock when its process dies, however it dies (a SIGKILL
+included), so a stale file never blocks a later run; the file holds the holder's pid so
+that the second process can say who holds it. The file is removed when the run ends; a
+process that locked a file that was removed meanwhile (it opened it just before) sees
+that the path no longer names what it locked, and tries again.
+
+On a refusal before anything was written, ``held`` leaves the workdir as it found it: a
+directory it created is removed again (if it is still empty), and so is the lock file.
+"""
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+
+from jaxsel.config_errors import UserError
+
+LOCK_FILENAME = ".lock"
+# Written by ``files.atomic_output`` before a rename; left behind only by a killed process.
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def _holder(path: str) -> str:
+  try:
+    with open(path) as f:
+      pid = f.read().strip()
+  except OSError:
+    pid = ""
+  return f"process {pid}" if pid.isdigit() else "another process"
+
+
+def _lock(path: str) -> int:
+  """An fd holding an exclusive lock on the file at ``path`` (created if missing)."""
+  while True:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      os.close(fd)
+      if e.errno in (errno.EAGAIN, errno.EACCES):
+        workdir = os.path.dirname(path)
+        raise UserError(f"--workdir {workdir} is in use by {_holder(path)} (it holds "
+                        f"{path}); wait for that run to end or use another --workdir") from e
+      raise
+    try:
+      same = os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+      same = False
+    if same:
+      return fd
+    os.close(fd)  # removed by its last holder after we opened it: lock the new one
+
+
+@contextlib.contextmanager
+def held(workdir: str) -> Iterator[None]:
+  """Holds ``workdir`` for the duration of the block (creating it if needed)."""
+  created = not os.path.isdir(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILENAME)
+  fd = _lock(path)
+  try:
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    yield
+  finally:
+    # Removed while still locked, so no other process can take the lock on this inode.
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(path)
+    os.close(fd)
+    if created:
+      with contextlib.suppress(OSError):
+        os.rmdir(workdir)  # only if empty: a refused run leaves nothing behind
+
+
+def check_layout(workdir: str) -> None:
+  """Refuses a workdir whose fixed entries are of the wrong kind (a file where the
+  checkpoints directory goes, say): orbax would fail on a background thread."""
+  if not isinstance(workdir, str) or not workdir.strip():
+    raise UserError(f"--workdir must name a directory, got {workdir!r}")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a directory")
+  for name in ("checkpoints", "checkpoints_set_aside"):
+    path = os.path.join(workdir, name)
+    if os.path.exists(path) and not os.path.isdir(path):
+      raise UserError(f"{path} must be a directory (the run's checkpoints), but it is a "
+                      "file; move it away or use another --workdir")
+
+
+def remove_stale_temporaries(workdir: str) -> list[str]:
+  """Removes the temporary files a killed process left (only safe while ``held``)."""
+  removed = []
+  for root, dirs, names in os.walk(workdir):
+    dirs[:] = [d for d in dirs if not d.startswith("checkpoints")]  # orbax's own
+    for name in names:
+      if name.startswith(TEMPORARY_PREFIX):
+        os.remove(os.path.join(root, name))
+        removed.append(os.path.join(root, name))
+  return removed
+
+
+def read_json(path: str, what: str):
+  """The JSON value in ``path``; a file that does not parse is a one-line UserError."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise UserError(f"{path} ({what}) is not valid JSON ({' '.join(str(e).split())}); "
+                    "the workdir is damaged: use a new --workdir") from e
