@@ -2,6 +2,8 @@
 
 import sys
 
+import pytest
+
 from benchmarks import train_speed
 
 
@@ -75,3 +77,18 @@ def test_budgeted_costs_runs_and_prints_its_ratios(mnist1d_dir, capsys):
   assert all(math.isfinite(v) and v > 0 for v in numbers)
   # Selective backprop at b = 0.3 back-propagates about 30 % after its priming epoch.
   assert 0.1 < results["sb_backward_fraction"] < 0.6
+
+
+@pytest.mark.slow
+def test_soak_resume_run_killed_while_checkpointing_ends_identical(mnist1d_dir, tmp_path,
+                                                                    capsys):
+  from benchmarks import soak_resume  # pylint: disable=import-outside-toplevel
+  # One run, killed once as it writes a checkpoint (a kill that cannot come too late, as a
+  # random one can), then resumed to the end.
+  status = soak_resume.main(["--families=full_data", "--runs_per_family=1", "--epochs=3",
+                             "--max_kills=1", "--kinds=checkpoint", "--skip_fallback",
+                             f"--out={tmp_path / 'soak'}", f"--data_dir={mnist1d_dir}"])
+  out = capsys.readouterr().out
+  assert "full_data run 1/1: kill 1/1 (checkpoint" in out
+  assert "\n1/1 identical\n" in out
+  assert status == 0, out
