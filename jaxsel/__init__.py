@@ -16,7 +16,9 @@ per-example, jittable):
 - ``jaxsel.metrics``: accuracy, NLL, Brier, ECE / MCE / OE from mergeable sums
   (``calibration_sums``, ``summarize``, ``expected_calibration_error``);
 - ``jaxsel.artifacts``: per-run score files (``ScoreFile``, ``save``, ``load``,
-  ``aggregate``);
+  ``aggregate``, ``load_many``; the last two live in ``jaxsel.score_aggregation``);
+- ``jaxsel.checkpoint``: verified orbax checkpoints of a run with a fallback to the last
+  good one (``Checkpointer``);
 - ``jaxsel.importance``: budgeted importance sampling's difficulty tracker, p-SGD / c-SGD
   sampling weights, budget sizes and coverage entropy (``difficulty_tracker``,
   ``sampling_weights``, ``budget_size``, ``coverage_entropy``);
@@ -30,7 +32,8 @@ per-example, jittable):
   ``value_noise``, ``apply``).
 
 ``jaxsel.train.train_and_evaluate(config, workdir)`` runs a whole experiment; method
-families live in ``jaxsel.methods``.
+families live in ``jaxsel.methods``. Bad input anywhere raises
+``jaxsel.config_errors.UserError`` (a ``ValueError``) with a one-line message.
 """
 
 __version__ = "0.1.0"
