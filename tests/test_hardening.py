@@ -6,6 +6,7 @@ One uninterrupted run and one run stopped after its second epoch are made once f
 module; each test damages a copy of the stopped run and resumes it.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -106,9 +107,10 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(config, runs
   if damage == "flipped bits":
     # One bit in each data file: a single flip may land in bytes nothing reads
     # (tests/test_checkpoint.py fuzzes single flips).
-    data = os.path.join(latest, "state", "ocdbt.process_0", "d")
-    for name in os.listdir(data):
-      with open(os.path.join(data, name), "r+b") as f:
+    data = glob.glob(os.path.join(latest, "state", "**", "d", "*"), recursive=True)
+    assert data
+    for path in data:
+      with open(path, "r+b") as f:
         blob = bytearray(f.read())
         blob[len(blob) // 2] ^= 0x01
         f.seek(0)
