@@ -94,6 +94,26 @@ def changed_leaves(saved: dict[str, dict], tree: Any) -> list[str]:
   return changed
 
 
+def _quiet_closed_loop_callbacks() -> None:
+  """After a failed restore, TensorStore completes the reads still in flight and hands
+  their results to orbax's event loop, which is closed by then: each one would print a
+  "RuntimeError: Event loop is closed" traceback (about 200 lines in all) around the
+  one-line warning. Those, and only those, are dropped; anything else still reaches the
+  previous hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxsel_quiet", False):
+    return
+
+  def hook(unraisable):
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook._jaxsel_quiet = True  # pylint: disable=protected-access
+  sys.unraisablehook = hook
+
+
 class Checkpointer:
   """Checkpoints of one run directory, keyed by epoch."""
 
@@ -183,6 +203,7 @@ class Checkpointer:
         restored, host = self.restore(epoch, template)
         return epoch, restored, host
       except CorruptCheckpoint as e:
+        _quiet_closed_loop_callbacks()
         moved = self._set_aside(epoch)
         print(f"warning: the checkpoint after epoch {epoch + 1} is unusable: {e}; set aside "
               f"as {moved}", file=sys.stderr, flush=True)
