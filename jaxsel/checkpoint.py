@@ -14,6 +14,10 @@ arrays or host record differ from their digests (a flipped bit), or whose host r
 not belong to its epoch is moved out of the way, into ``<workdir>/checkpoints_set_aside/``
 (never deleted), with a one-line warning, and the next older one is tried.
 
+The digests cost a host copy and a hash of the state per save: 0.18 s for 92 MB (a
+ResNet-18's parameters and momentum and 14 per-example tables of 50,000 examples) on a
+2-core CPU, against the default period of 60 s.
+
 A save that fails on orbax's background thread surfaces in the main thread as a
 ``CheckpointError`` at the next ``check`` (the loop calls it every epoch), ``save`` or
 ``wait``, never as a hang.
