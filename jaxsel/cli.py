@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-from jaxsel.config_errors import UserError
+from jaxsel.config_errors import UserError, did_you_mean
 
 TRACEBACK_FLAG = "--traceback"
 TRACEBACK_ENV_VAR = "JAXSEL_TRACEBACK"
@@ -115,11 +115,6 @@ def _load_config_file(path: str, arg: str | None):
   return module.get_config(arg) if arg is not None else module.get_config()
 
 
-def _did_you_mean(name: str, valid: Sequence[str]) -> str:
-  close = difflib.get_close_matches(name, valid, n=1)
-  return f"did you mean {close[0]!r}? " if close else ""
-
-
 def _unknown_override(argv: Sequence[str], config_flag: str) -> str | None:
   """The message for the first ``--config.a.b=V`` whose field the config lacks."""
   path, arg = _config_path(argv, config_flag)
@@ -134,14 +129,16 @@ def _unknown_override(argv: Sequence[str], config_flag: str) -> str | None:
       keys = list(node.keys()) if hasattr(node, "keys") else []
       if name not in keys:
         where = ".".join(walked)
+        flag = item.split("=", 1)[0]
         if where == "model.kwargs":
           from jaxsel import models  # only on this error path: it imports flax
-          valid = models.options(config.model.name)
-          return (f"{item.split('=', 1)[0]}: model {config.model.name!r} has no option "
-                  f"{name!r}; {_did_you_mean(name, valid)}valid: {', '.join(valid)}")
+          try:
+            models.check_options(config.model.name, {name: None})
+          except UserError as e:  # "config.model.kwargs.<name>: model ... has no option"
+            return f"--{config_flag}.{str(e).removeprefix('config.')}"
         section = f"config.{where}" if where else "the config"
-        return (f"{item.split('=', 1)[0]}: {section} has no field {name!r}; "
-                f"{_did_you_mean(name, keys)}valid: {', '.join(sorted(keys))}")
+        return (f"{flag}: {section} has no field {name!r}; "
+                f"{did_you_mean(name, keys)}valid: {', '.join(sorted(keys))}")
       node, walked = node[name], walked + [name]
   return None
 

@@ -101,11 +101,15 @@ OPTION_CHECKS = {
 }
 
 
+def _cnn1d_values(kwargs: Mapping, names: Sequence[str]) -> dict:
+  """The cnn1d options ``names`` as ``kwargs`` set them, else the model's defaults."""
+  defaults = {f.name: f.default for f in dataclasses.fields(CNN1D)}
+  return {name: kwargs.get(name, defaults[name]) for name in names}
+
+
 def _check_cnn1d_depth(kwargs: Mapping) -> None:
   """Per-layer lists must agree on the number of conv layers."""
-  defaults = {f.name: f.default for f in dataclasses.fields(CNN1D)}
-  values = {name: kwargs.get(name, defaults[name])
-            for name in ("channels", "kernel_sizes", "strides")}
+  values = _cnn1d_values(kwargs, ("channels", "kernel_sizes", "strides"))
   depth = cnn1d.num_conv_layers(values["channels"], values["kernel_sizes"])
   for name, value in values.items():
     require(is_int(value) or len(value) == depth, f"{_FIELD}.{name}",
@@ -153,9 +157,7 @@ def check_input_shape(name: str, kwargs: Mapping, input_shape: Sequence[int]) ->
 def _check_cnn1d_length(kwargs: Mapping, length: int) -> None:
   """Every conv layer must leave at least one position (a kernel wider than its padded
   input, or too many strided layers, would otherwise fail inside initialisation)."""
-  defaults = {f.name: f.default for f in dataclasses.fields(CNN1D)}
-  values = {name: kwargs.get(name, defaults[name])
-            for name in ("channels", "kernel_sizes", "strides", "padding")}
+  values = _cnn1d_values(kwargs, ("channels", "kernel_sizes", "strides", "padding"))
   depth = cnn1d.num_conv_layers(values["channels"], values["kernel_sizes"])
   per_layer = lambda v: (v,) * depth if is_int(v) else tuple(v)  # noqa: E731
   padding = values["padding"]
