@@ -50,19 +50,17 @@ import dataclasses
 import json
 import os
 import re
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxsel import files
-from jaxsel.config_errors import UserError
+from jaxsel import files, score_archive
+from jaxsel.config_errors import UserError, one_line
 
 FILENAME = "scores.npz"
 FORMAT_VERSION = 1
 
-TABLE_PREFIX = "table."
+TABLE_PREFIX = score_archive.TABLE_PREFIX
 TABLE_DTYPES = (np.float32, np.int32, np.uint8, np.bool_)
 AGGREGATIONS = ("mean", "sum")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -72,18 +70,6 @@ _SHOWN_IDS = 5
 # The metadata fields besides format_version, all required.
 METADATA_KEYS = ("fingerprint", "dataset_name", "num_epochs", "seeds", "aggregation",
                  "config", "extra")
-# The first bytes of a zip archive (what np.savez writes): a member's local header, or the
-# end record of an archive with no members. Checked before np.load, which would otherwise
-# try anything else as a pickle and say only that pickles are not allowed.
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
-# What reading a damaged archive raises: zipfile for a cut or corrupt directory or a bad
-# CRC, NotImplementedError for a compression zipfile lacks, zlib for a corrupt compressed
-# member, EOFError and ValueError from numpy for a cut or malformed member (or one holding
-# pickled objects), OSError for a file the OS cannot read.
-_UNREADABLE = (zipfile.BadZipFile, NotImplementedError, zlib.error, EOFError, ValueError,
-               OSError)
-
-
 class MissingScoreFileError(UserError, FileNotFoundError):
   """No score file where the config or a flag says one is.
 
@@ -285,82 +271,6 @@ def save(path: str, score_file: ScoreFile) -> str:
   return path
 
 
-def _one_line(error: BaseException) -> str:
-  """An inner exception's text on one line (errors name the file on one line)."""
-  return " ".join(str(error).split()) or type(error).__name__
-
-
-def _describe(value) -> str:
-  if isinstance(value, np.ndarray):
-    return f"an array of dtype {value.dtype} and shape {value.shape}"
-  return type(value).__name__
-
-
-def _member(stored, key: str, where: str):
-  """The array ``key`` of the open archive ``stored``, read now (np.load reads lazily)."""
-  try:
-    return stored[key]
-  except _UNREADABLE as e:
-    raise UserError(f"{where} is damaged: its array {key!r} cannot be read "
-                    f"({type(e).__name__}: {_one_line(e)}); write the file again") from e
-
-
-def _parse_metadata(value, where: str) -> dict:
-  """The JSON object held by the archive's ``metadata`` (a 0-d unicode array)."""
-  if not (isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind == "U"):
-    raise UserError(f"{where} is not a score file: its metadata must be a 0-d string "
-                    f"holding a JSON object, got {_describe(value)}")
-  try:
-    metadata = json.loads(str(value))
-  except json.JSONDecodeError as e:
-    raise UserError(f"{where} is not a score file: its metadata is not JSON "
-                    f"({_one_line(e)})") from e
-  if not isinstance(metadata, dict):
-    raise UserError(f"{where} is not a score file: its metadata must be a JSON object, "
-                    f"got a JSON {type(metadata).__name__}")
-  return metadata
-
-
-def _arrays(stored, where: str) -> tuple[dict, np.ndarray, dict]:
-  missing = [key for key in ("metadata", "example_ids") if key not in stored.files]
-  if missing:
-    raise UserError(f"{where} is not a score file: it lacks "
-                    f"{' and '.join(repr(key) for key in missing)} (its arrays: "
-                    f"{', '.join(stored.files) or 'none'})")
-  metadata = _parse_metadata(_member(stored, "metadata", where), where)
-  example_ids = _member(stored, "example_ids", where)
-  tables = {key[len(TABLE_PREFIX):]: _member(stored, key, where) for key in stored.files
-            if key.startswith(TABLE_PREFIX)}
-  return metadata, example_ids, tables
-
-
-def _read(path: str, where: str) -> tuple[dict, np.ndarray, dict]:
-  """(metadata, example_ids, tables) from the archive at ``path``; no checks on values.
-
-  ``where`` names the file in errors (e.g. "config.target.path '/runs/a/scores.npz'").
-  Raises UserError for a file that is not a readable .npz archive holding 'metadata' (a
-  JSON object) and 'example_ids'.
-  """
-  try:
-    with open(path, "rb") as f:
-      signature = f.read(4)
-  except OSError as e:
-    raise UserError(f"{where} cannot be read ({_one_line(e)})") from e
-  if not signature:
-    raise UserError(f"{where} is empty (0 bytes), not a score file; write it again")
-  if signature not in _ZIP_SIGNATURES:
-    raise UserError(f"{where} is not a score file: it is not an .npz archive (a zip file "
-                    "as np.savez writes)")
-  try:
-    with np.load(path, allow_pickle=False) as stored:
-      return _arrays(stored, where)
-  except UserError:
-    raise
-  except _UNREADABLE as e:
-    raise UserError(f"{where} is damaged or truncated: its .npz archive cannot be read "
-                    f"({type(e).__name__}: {_one_line(e)}); write the file again") from e
-
-
 def _from_metadata(metadata: dict, example_ids: np.ndarray, tables: dict,
                    where: str) -> ScoreFile:
   """The ScoreFile the metadata describes; UserError for a metadata field missing or of a
@@ -441,12 +351,12 @@ def load(path: str, *, fingerprint: str | None = None, example_ids=None,
                                   "holding one")
     raise MissingScoreFileError(f"{where} does not exist; write it with a run that saves "
                                 f"scores, or point {source} at one")
-  metadata, ids, tables = _read(path, where)
+  metadata, ids, tables = score_archive.read(path, where)
   score_file = _from_metadata(metadata, ids, tables, where)
   try:
     validate(score_file)
   except ValueError as e:
-    raise UserError(f"{where} is malformed: {_one_line(e)}") from e
+    raise UserError(f"{where} is malformed: {one_line(e)}") from e
   _check_same_data(score_file, where, fingerprint, example_ids)
   missing = [name for name in required if name not in score_file.tables]
   if missing:

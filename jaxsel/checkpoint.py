@@ -36,6 +36,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxsel.config_errors import one_line
+
 SET_ASIDE_DIRNAME = "checkpoints_set_aside"
 
 
@@ -48,7 +50,8 @@ class CorruptCheckpoint(Exception):
 
 
 def _one_line(error: BaseException) -> str:
-  text = " ".join(str(error).split()) or type(error).__name__
+  """``one_line``, cut to 300 characters: TensorStore's messages chain whole paths."""
+  text = one_line(error)
   return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -99,7 +102,7 @@ def changed_leaves(saved: dict[str, dict], tree: Any) -> list[str]:
 
 
 def _quiet_closed_loop_callbacks() -> None:
-  """After a failed restore, TensorStore completes the reads still in flight and hands
+  """When a restore fails, TensorStore completes the reads still in flight and hands
   their results to orbax's event loop, which is closed by then: each one would print a
   "RuntimeError: Event loop is closed" traceback (about 200 lines in all) around the
   one-line warning. Those, and only those, are dropped; anything else still reaches the
@@ -174,6 +177,8 @@ class Checkpointer:
     verifies it against its digests; ``CorruptCheckpoint`` if it fails either way."""
     tree = _to_tree(template)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+    # Before the restore: the callbacks of a failing one can fire before it raises.
+    _quiet_closed_loop_callbacks()
     try:
       restored = self._manager.restore(epoch, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract),
@@ -207,7 +212,6 @@ class Checkpointer:
         restored, host = self.restore(epoch, template)
         return epoch, restored, host
       except CorruptCheckpoint as e:
-        _quiet_closed_loop_callbacks()
         moved = self._set_aside(epoch)
         print(f"warning: the checkpoint after epoch {epoch + 1} is unusable: {e}; set aside "
               f"as {moved}", file=sys.stderr, flush=True)

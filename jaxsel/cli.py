@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from absl import flags
 
-from jaxsel.config_errors import UserError, did_you_mean
+from jaxsel.config_errors import UserError, did_you_mean, one_line
 
 TRACEBACK_FLAG = "--traceback"
 TRACEBACK_ENV_VAR = "JAXSEL_TRACEBACK"
@@ -82,10 +82,6 @@ def run(main: Callable[[list[str]], None], argv: list[str] | None = None):
   # Everything is written (atomically) and the checkpointer is closed; tearing down the
   # interpreter's ~2,000 modules would take another 0.3 s of a ~4 s run, so skip it.
   os._exit(0)  # pylint: disable=protected-access
-
-
-def _one_line(text: str) -> str:
-  return " ".join(str(text).split())
 
 
 def _flag_value(argv: Sequence[str], name: str) -> str | None:
@@ -156,7 +152,7 @@ def _flags_error(error: flags.Error) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean --{close[0]}?" if close else ""
     return f"unknown flag --{name}{hint} (--helpshort lists the flags)"
-  return _one_line(message)
+  return one_line(message)
 
 
 def parse_flags(argv: list[str], *, config_flag: str, required: Sequence[str]) -> None:
@@ -170,7 +166,7 @@ def parse_flags(argv: list[str], *, config_flag: str, required: Sequence[str]) -
     raise UserError(_flags_error(e)) from e
   except (KeyError, AttributeError) as e:  # ml_collections: an override of no field
     message = _unknown_override(argv, config_flag)
-    raise UserError(message or _one_line(e)) from e
+    raise UserError(message or one_line(e)) from e
   for name in required:
     if flags.FLAGS[name].value is None:
       raise UserError(f"--{name} is required (--helpshort lists the flags)")
@@ -182,7 +178,7 @@ def loaded_config(config_flag, argv: Sequence[str]):
   try:
     config.to_json()  # a file that failed to load gives an object that raises here
   except (IOError, AttributeError) as e:
-    raise UserError(f"--config: {_one_line(e)}") from e
+    raise UserError(f"--config: {one_line(e)}") from e
   return config
 
 

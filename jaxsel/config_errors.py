@@ -34,6 +34,13 @@ def one_line_repr(value) -> str:
   return " ".join(shown.split()) if "\n" in shown else shown
 
 
+def one_line(error) -> str:
+  """An exception's (or any value's) text on one line, for a message that quotes it; an
+  exception with no text gives its type's name."""
+  text = " ".join(str(error).split())
+  return text or (type(error).__name__ if isinstance(error, BaseException) else "")
+
+
 def choice(value, field: str, valid: Iterable[str]) -> None:
   """UserError listing the valid names unless ``value`` is one of them (and suggesting
   the closest, after the list so that the message still starts as it always has)."""

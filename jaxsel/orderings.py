@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxsel import artifacts
-from jaxsel.config_errors import UserError, is_int
+from jaxsel.config_errors import UserError, is_int, one_line
 from jaxsel.state import host_rng
 
 KEYS = ("forgetting", "max_loss_increase", "gradient_loss")
@@ -225,7 +225,7 @@ class _ArgumentParser(argparse.ArgumentParser):
   instead of a usage block and the error printed by argparse itself."""
 
   def error(self, message: str):
-    raise UserError(f"{' '.join(message.split())} (see {self.prog} --help)")
+    raise UserError(f"{one_line(message)} (see {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxsel import artifacts
-from jaxsel.config_errors import UserError
+from jaxsel.config_errors import UserError, one_line
 
 _INT32 = np.iinfo(np.int32)
 
@@ -110,4 +110,4 @@ def load_many(paths: Sequence[str], *, how: str = "mean", **load_kwargs) -> arti
   try:
     return _aggregate(score_files, how, [f"{source} {artifacts._file_path(p)!r}" for p in paths])
   except ValueError as e:
-    raise UserError(artifacts._one_line(e)) from e
+    raise UserError(one_line(e)) from e

@@ -52,22 +52,6 @@ def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
       split_seed=data.split_seed, normalization=normalization)
 
 
-def _check_workdir(config, workdir: str) -> str:
-  """Refuses to continue a run that had another config; returns the config.json path."""
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    previous = workdir_lib.read_json(path, "the config of the run in this workdir")
-    current = json.loads(config.to_json())
-    if previous != current:
-      changed = sorted(k for k in set(previous) | set(current)
-                       if previous.get(k) != current.get(k))
-      raise UserError(
-          f"{workdir} holds a run with a different config (top-level fields that differ: "
-          f"{', '.join(changed)}); use a new --workdir. Existing run directories are never "
-          "overwritten.")
-  return path
-
-
 def _progress(config, total: int, desc: str):
   mode = config.progress_bar
   enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
@@ -213,32 +197,13 @@ def train_and_evaluate(
     return _train_and_evaluate(config, workdir, on_epoch_end, dataset, started)
 
 
-def _completed_summary(workdir: str) -> dict | None:
-  """The summary of a finished run in ``workdir``, or None. An unreadable summary.json
-  (only an outside hand can cut one short: it is written atomically) is redone."""
-  path = os.path.join(workdir, "summary.json")
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      summary = json.load(f)
-    if isinstance(summary, dict) and "test_accuracy" in summary:
-      return summary
-    problem = "it is not a run summary"
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    problem = f"it is not valid JSON ({' '.join(str(e).split())})"
-  print(f"warning: {path} is unreadable: {problem}; finishing the run again from its last "
-        "checkpoint", file=sys.stderr, flush=True)
-  return None
-
-
 def _has_checkpoints(directory: str) -> bool:
   return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict:
-  config_path = _check_workdir(config, workdir)
-  summary = _completed_summary(workdir)
+  config_path = workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
+  summary = workdir_lib.completed_summary(workdir)
   if summary is not None:
     print(f"{workdir} is complete; summary: {os.path.join(workdir, 'summary.json')}",
           flush=True)

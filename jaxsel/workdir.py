@@ -1,4 +1,5 @@
-"""A run directory held by one process at a time, and the checks made before using one.
+"""A run directory held by one process at a time, and the checks made before using one
+(its layout, the config it holds, whether it is finished).
 
 ``held(workdir)`` takes an exclusive ``flock`` on ``<workdir>/.lock`` for as long as the run
 lasts. The kernel drops the lock when its process dies, however it dies (a SIGKILL
@@ -16,9 +17,10 @@ import errno
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator
 
-from jaxsel.config_errors import UserError
+from jaxsel.config_errors import UserError, one_line
 
 LOCK_FILENAME = ".lock"
 # Written by ``files.atomic_output`` before a rename; left behind only by a killed process.
@@ -109,5 +111,44 @@ def read_json(path: str, what: str):
     with open(path) as f:
       return json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise UserError(f"{path} ({what}) is not valid JSON ({' '.join(str(e).split())}); "
+    raise UserError(f"{path} ({what}) is not valid JSON ({one_line(e)}); "
                     "the workdir is damaged: use a new --workdir") from e
+
+
+def check_same_config(workdir: str, config: dict) -> str:
+  """Refuses to continue a run that had another config (``config``: this run's, as JSON);
+  returns the path of the workdir's ``config.json``."""
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    previous = read_json(path, "the config of the run in this workdir")
+    if not isinstance(previous, dict):
+      raise UserError(f"{path} (the config of the run in this workdir) is not a JSON "
+                      "object; the workdir is damaged: use a new --workdir")
+    if previous != config:
+      changed = sorted(k for k in set(previous) | set(config)
+                       if previous.get(k) != config.get(k))
+      raise UserError(
+          f"{workdir} holds a run with a different config (top-level fields that differ: "
+          f"{', '.join(changed)}); use a new --workdir. Existing run directories are never "
+          "overwritten.")
+  return path
+
+
+def completed_summary(workdir: str) -> dict | None:
+  """The summary of a finished run in ``workdir``, or None. An unreadable summary.json
+  (only an outside hand can cut one short: it is written atomically) is redone, with a
+  warning."""
+  path = os.path.join(workdir, "summary.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      summary = json.load(f)
+    if isinstance(summary, dict) and "test_accuracy" in summary:
+      return summary
+    problem = "it is not a run summary"
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    problem = f"it is not valid JSON ({one_line(e)})"
+  print(f"warning: {path} is unreadable: {problem}; finishing the run again from its last "
+        "checkpoint", file=sys.stderr, flush=True)
+  return None

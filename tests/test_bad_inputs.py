@@ -271,7 +271,7 @@ def test_a_workdir_of_another_config_is_refused_and_left_alone(tiny_config, tmp_
                  "different config", workdir=str(workdir), before=before)
 
 
-@pytest.mark.parametrize("text", ["", "{", "[1, 2]x", "\xff\xfe"])
+@pytest.mark.parametrize("text", ["", "{", "[1, 2]x", "\xff\xfe", "[1, 2]"])
 def test_an_unreadable_config_json_is_refused_naming_it(tiny_config, tmp_path, text):
   workdir = tmp_path / "run"
   workdir.mkdir()
