@@ -60,9 +60,9 @@ def test_unknown_option_is_rejected():
 def test_every_option_of_every_model_has_a_check():
   for name, constructor in models.MODELS.items():
     assert sorted(models.OPTION_CHECKS[name]) == models.options(name), name
-  assert models.options("cnn1d") == ["channels", "conv_impl", "kernel_sizes", "padding",
-                                     "strides", "use_batchnorm"]
-  assert models.options("resnet18") == ["conv_impl", "num_filters"]
+  assert models.options("cnn1d") == ["channels", "conv_impl", "dtype", "kernel_sizes",
+                                     "padding", "strides", "use_batchnorm"]
+  assert models.options("resnet18") == ["conv_impl", "dtype", "num_filters"]
 
 
 @pytest.mark.parametrize("name,kwargs", [

@@ -10,6 +10,15 @@ Models (``MODELS``): ``mlp``; ``cnn1d`` (the MNIST-1D CNN); ``cnn2d`` (a small
 image CNN); ``mnist_cnn`` (the example-forgetting MNIST CNN, 28x28 inputs, optional
 dropout and log-probability outputs); ``resnet18`` / ``resnet34`` / ``resnet50``
 (CIFAR-style ResNets).
+
+Precision: every model has a ``dtype`` option (``config.model.kwargs.dtype``), 'float32'
+(the default) or 'bfloat16'. With 'bfloat16' the inputs are cast to bfloat16 on entry and
+the matmuls, convolutions and activations run in bfloat16, while the parameters (hence
+their gradients and the optimizer state) stay float32 and are cast per use; BatchNorm
+computes its batch statistics, normalises and keeps its running averages in float32,
+casting only its output; and the logits (and features) are cast back to float32, so losses,
+metrics and per-example scores are float32. With 'float32' every one of these casts is a
+no-op: the programs are exactly those of a float32-only model.
 """
 
 import dataclasses
@@ -22,7 +31,8 @@ from jaxsel.config_errors import UserError, did_you_mean, is_int, is_real, requi
 from jaxsel.models import cnn1d, mnist_cnn
 from jaxsel.models.cnn1d import CNN1D
 from jaxsel.models.cnn2d import CNN2D
-from jaxsel.models.layers import CONV_IMPLS, Conv, Dense, BatchNorm, resolve_conv_impl
+from jaxsel.models.layers import (CONV_IMPLS, DTYPES, Conv, Dense, BatchNorm,
+                                  resolve_conv_impl, resolve_dtype)
 from jaxsel.models.mlp import MLP
 from jaxsel.models.mnist_cnn import MnistCNN
 from jaxsel.models.resnet_cifar import (BasicBlock, Bottleneck, ResNet,
@@ -82,21 +92,22 @@ _SIZES = (_is_sizes, "a list of positive integers (one per layer; [] for none)")
 _BOOL = (lambda v: isinstance(v, bool), "True or False")
 _CONV_IMPL = (lambda v: isinstance(v, str) and v in CONV_IMPLS,
               f"one of {', '.join(CONV_IMPLS)}")
-_RESNET = {"num_filters": _POSITIVE, "conv_impl": _CONV_IMPL}
+_DTYPE = (lambda v: isinstance(v, str) and v in DTYPES, f"one of {', '.join(DTYPES)}")
+_RESNET = {"num_filters": _POSITIVE, "conv_impl": _CONV_IMPL, "dtype": _DTYPE}
 OPTION_CHECKS = {
-    "mlp": {"hidden_sizes": _SIZES},
+    "mlp": {"hidden_sizes": _SIZES, "dtype": _DTYPE},
     "cnn1d": {"channels": _SIZES_OR_ONE, "kernel_sizes": _SIZES_OR_ONE,
               "strides": _SIZES_OR_ONE,
               "padding": (_is_padding, "an integer >= 0 (pixels on each side), 'SAME' or "
                                        "'VALID'"),
-              "use_batchnorm": _BOOL, "conv_impl": _CONV_IMPL},
+              "use_batchnorm": _BOOL, "conv_impl": _CONV_IMPL, "dtype": _DTYPE},
     "cnn2d": {"channels": _SIZES,
               "hidden_size": (lambda v: is_int(v) and v >= 0,
                               "an integer >= 0 (0: no hidden layer)"),
-              "use_batchnorm": _BOOL, "conv_impl": _CONV_IMPL},
+              "use_batchnorm": _BOOL, "conv_impl": _CONV_IMPL, "dtype": _DTYPE},
     # Flax's dropout divides by 1 - rate: a rate of 1 would make every kept value infinite.
     "mnist_cnn": {"dropout_rate": (lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
-                  "log_softmax_outputs": _BOOL, "conv_impl": _CONV_IMPL},
+                  "log_softmax_outputs": _BOOL, "conv_impl": _CONV_IMPL, "dtype": _DTYPE},
     "resnet18": _RESNET, "resnet34": _RESNET, "resnet50": _RESNET,
 }
 
@@ -188,4 +199,5 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
 
 __all__ = ["MODELS", "get_model", "options", "check_options", "check_input_shape", "MLP",
            "CNN1D", "CNN2D", "MnistCNN", "ResNet", "ResNet18", "ResNet34", "ResNet50",
-           "BasicBlock", "Bottleneck", "Conv", "Dense", "BatchNorm", "resolve_conv_impl"]
+           "BasicBlock", "Bottleneck", "Conv", "Dense", "BatchNorm", "resolve_conv_impl",
+           "DTYPES", "resolve_dtype"]

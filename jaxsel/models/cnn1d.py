@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxsel.models import layers
 
@@ -53,6 +52,8 @@ class CNN1D(nn.Module):
       or 'SAME' / 'VALID'.
     use_batchnorm: conv (no bias, as BN cancels it) -> BN -> ReLU if True.
     conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
+    dtype: compute precision, 'float32' or 'bfloat16' (params and logits stay float32;
+      see the models package docstring).
   """
   num_classes: int
   channels: int | Sequence[int] = (25, 25, 25)
@@ -61,6 +62,7 @@ class CNN1D(nn.Module):
   padding: int | str = 1
   use_batchnorm: bool = False
   conv_impl: str = "auto"
+  dtype: str = "float32"
 
   def _layer_specs(self):
     depth = num_conv_layers(self.channels, self.kernel_sizes)
@@ -75,16 +77,17 @@ class CNN1D(nn.Module):
 
     ``mask`` [B] keeps padding rows out of BatchNorm statistics.
     """
-    x = x.astype(jnp.float32)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
     if x.ndim == 2:
       x = x[..., None]  # a single input channel
     impl = layers.resolve_conv_impl(self.conv_impl)
     for features, kernel, stride in self._layer_specs():
       x = layers.Conv(features, (kernel,), stride, self.padding,
-                      use_bias=not self.use_batchnorm, impl=impl)(x)
+                      use_bias=not self.use_batchnorm, impl=impl, dtype=dtype)(x)
       if self.use_batchnorm:
-        x = layers.BatchNorm()(x, use_running_average=not train, mask=mask)
+        x = layers.BatchNorm(dtype=dtype)(x, use_running_average=not train, mask=mask)
       x = nn.relu(x)
     features = x.reshape(x.shape[0], -1)
-    logits = layers.Dense(self.num_classes)(features)
-    return (logits, features) if return_features else logits
+    logits = layers.Dense(self.num_classes, dtype=dtype)(features)
+    return layers.model_outputs(logits, features, return_features)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxsel.models import layers
 
@@ -24,12 +23,15 @@ class CNN2D(nn.Module):
     hidden_size: width of the hidden Dense layer (0 for none).
     use_batchnorm: conv (no bias) -> BN -> ReLU if True.
     conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
+    dtype: compute precision, 'float32' or 'bfloat16' (params and logits stay float32;
+      see the models package docstring).
   """
   num_classes: int
   channels: Sequence[int] = (32, 64)
   hidden_size: int = 128
   use_batchnorm: bool = False
   conv_impl: str = "auto"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -38,18 +40,19 @@ class CNN2D(nn.Module):
 
     ``mask`` [B] keeps padding rows out of BatchNorm statistics.
     """
-    x = x.astype(jnp.float32)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
     if x.ndim == 3:
       x = x[..., None]  # a single input channel
     impl = layers.resolve_conv_impl(self.conv_impl)
     for features in self.channels:
       x = layers.Conv(features, (3, 3), 1, "SAME",
-                      use_bias=not self.use_batchnorm, impl=impl)(x)
+                      use_bias=not self.use_batchnorm, impl=impl, dtype=dtype)(x)
       if self.use_batchnorm:
-        x = layers.BatchNorm()(x, use_running_average=not train, mask=mask)
+        x = layers.BatchNorm(dtype=dtype)(x, use_running_average=not train, mask=mask)
       x = layers.max_pool_2x2(nn.relu(x))
     x = x.reshape(x.shape[0], -1)
     if self.hidden_size:
-      x = nn.relu(layers.Dense(self.hidden_size)(x))
-    logits = layers.Dense(self.num_classes)(x)
-    return (logits, x) if return_features else logits
+      x = nn.relu(layers.Dense(self.hidden_size, dtype=dtype)(x))
+    logits = layers.Dense(self.num_classes, dtype=dtype)(x)
+    return layers.model_outputs(logits, x, return_features)

@@ -21,6 +21,10 @@ CIFAR ResNet-18 ~1.3x), mostly because XLA:CPU's kernel-gradient convolution
 is slow while im2col's is one matmul. The price is memory: the patches
 (prod(kernel_size) times the input) are kept for the backward pass, e.g. ~2.7 GB
 of temporaries for a ResNet-18 step at batch 128 against ~0.9 GB with XLA's.
+
+``Conv``, ``Dense`` and ``BatchNorm`` take a compute ``dtype`` (``DTYPES``, a model's
+``dtype`` option): the parameters are float32 whatever it is and are cast to it for the
+matmul / convolution, while ``BatchNorm`` keeps its statistics in float32.
 """
 
 import itertools
@@ -46,6 +50,10 @@ CONV_IMPLS = ("auto", "im2col", "xla")
 # them with zeros, which changes no result.
 _ALIGN = 8
 
+# A model's ``dtype`` option: the precision its matmuls, convolutions and activations run
+# in. Parameters, BatchNorm statistics and the logits are float32 with either.
+DTYPES = ("float32", "bfloat16")
+
 
 def torch_bias_init(fan_in: int) -> Initializer:
   """Returns an initialiser drawing U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch."""
@@ -69,6 +77,20 @@ def resolve_conv_impl(impl: str) -> str:
   if impl == "auto":
     return "im2col" if jax.default_backend() == "cpu" else "xla"
   return impl
+
+
+def resolve_dtype(name: str) -> jnp.dtype:
+  """The compute dtype a model's ``dtype`` option names (one of ``DTYPES``)."""
+  if name not in DTYPES:
+    raise ValueError(f"unknown compute dtype {name!r}; valid: {', '.join(DTYPES)}")
+  return jnp.dtype(name)
+
+
+def model_outputs(logits: Array, features: Array, return_features: bool):
+  """A model's return value, ``logits`` or ``(logits, features)``, as float32 whatever
+  the compute dtype, so that losses, metrics and per-example scores are float32."""
+  logits = logits.astype(jnp.float32)
+  return (logits, features.astype(jnp.float32)) if return_features else logits
 
 
 def _explicit_pads(padding: PaddingLike, in_spatial: Sequence[int],
@@ -153,6 +175,8 @@ class Conv(nn.Module):
     kernel_init: kernel initialiser (torch default).
     bias_init: bias initialiser; None means torch's U(+-1/sqrt(fan_in)).
     impl: 'im2col', 'xla' (nn.Conv / lax), or 'auto' (see resolve_conv_impl).
+    dtype: compute dtype; the input, kernel and bias are cast to it, the stored
+      params stay float32.
   """
   features: int
   kernel_size: int | Sequence[int]
@@ -162,10 +186,12 @@ class Conv(nn.Module):
   kernel_init: Initializer = torch_kernel_init
   bias_init: Initializer | None = None
   impl: str = "im2col"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    """x: [B, *spatial, Cin] -> [B, *out_spatial, features]."""
+    """x: [B, *spatial, Cin] -> [B, *out_spatial, features] in ``dtype``."""
+    x = x.astype(self.dtype)
     kernel_size = ((self.kernel_size,) if isinstance(self.kernel_size, int)
                    else tuple(self.kernel_size))
     rank = len(kernel_size)
@@ -186,7 +212,7 @@ class Conv(nn.Module):
       params = {"kernel": kernel} if bias is None else {"kernel": kernel,
                                                          "bias": bias}
       conv = nn.Conv(self.features, kernel_size, strides, self.padding,
-                     use_bias=self.use_bias, parent=None)
+                     use_bias=self.use_bias, dtype=self.dtype, parent=None)
       return conv.apply({"params": params}, x)
 
     pads = _explicit_pads(self.padding, x.shape[1:-1], kernel_size, strides)
@@ -199,23 +225,27 @@ class Conv(nn.Module):
 class Dense(nn.Module):
   """Fully connected layer with nn.Dense's params (kernel [Din, F], bias [F]).
 
-  Exists only to give the bias torch's fan-in dependent initialisation.
+  Exists to give the bias torch's fan-in dependent initialisation. ``dtype`` is the
+  compute dtype, as in ``Conv``.
   """
   features: int
   use_bias: bool = True
   kernel_init: Initializer = torch_kernel_init
   bias_init: Initializer | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    """x: [..., Din] -> [..., features]."""
+    """x: [..., Din] -> [..., features] in ``dtype``."""
+    x = x.astype(self.dtype)
     fan_in = x.shape[-1]
     kernel = self.param("kernel", self.kernel_init, (fan_in, self.features),
                         jnp.float32)
     y = jnp.dot(x, kernel.astype(x.dtype))
     if self.use_bias:
       bias_init = self.bias_init or torch_bias_init(fan_in)
-      y = y + self.param("bias", bias_init, (self.features,), jnp.float32)
+      bias = self.param("bias", bias_init, (self.features,), jnp.float32)
+      y = y + bias.astype(y.dtype)  # a float32 bias would promote y back to float32
     return y
 
 
@@ -249,6 +279,11 @@ class BatchNorm(nn.BatchNorm):
   then left as it is, since one value says nothing about the spread and
   pulling the running variance towards v = 0 would blow up eval-mode outputs.
   The running mean is still updated.
+
+  With ``dtype`` bfloat16 (nn.BatchNorm's field: the output dtype) the batch and
+  running statistics are still computed and stored in float32
+  (``force_float32_reductions``), the normalisation runs in float32 and only its
+  result is cast to ``dtype``.
 
   Attributes (beyond nn.BatchNorm's):
     unbiased_running_variance: torch's n / (n − 1) in the running variance.

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxsel.models import layers
 
@@ -15,9 +14,12 @@ class MLP(nn.Module):
   Attributes:
     num_classes: number of logits.
     hidden_sizes: width of each hidden layer, input side first.
+    dtype: compute precision, 'float32' or 'bfloat16' (params and logits stay float32;
+      see the models package docstring).
   """
   num_classes: int
   hidden_sizes: Sequence[int] = (100, 100)
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -28,8 +30,9 @@ class MLP(nn.Module):
     has no batch statistics, so neither changes anything.
     """
     del train, mask
-    x = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.reshape(x.shape[0], -1).astype(dtype)
     for width in self.hidden_sizes:
-      x = nn.relu(layers.Dense(width)(x))
-    logits = layers.Dense(self.num_classes)(x)
-    return (logits, x) if return_features else logits
+      x = nn.relu(layers.Dense(width, dtype=dtype)(x))
+    logits = layers.Dense(self.num_classes, dtype=dtype)(x)
+    return layers.model_outputs(logits, x, return_features)

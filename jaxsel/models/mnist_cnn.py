@@ -43,11 +43,14 @@ class MnistCNN(nn.Module):
       that margins are in log-probability space (ALGORITHMS.md D.10.5). Losses do not
       change: log_softmax of log-probabilities is the identity up to rounding.
     conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
+    dtype: compute precision, 'float32' or 'bfloat16' (params and outputs stay float32,
+      and the log-softmax runs on the float32 logits; see the models package docstring).
   """
   num_classes: int
   dropout_rate: float = 0.0
   log_softmax_outputs: bool = False
   conv_impl: str = "auto"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -58,21 +61,23 @@ class MnistCNN(nn.Module):
     nothing. Dropout (train mode, ``dropout_rate`` > 0) draws from the ``dropout`` stream.
     """
     del mask
-    x = x.astype(jnp.float32)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
     check_input_shape(x.shape[1:])
     if x.ndim == 3:
       x = x[..., None]  # a single input channel
     impl = layers.resolve_conv_impl(self.conv_impl)
-    x = layers.Conv(10, (5, 5), 1, "VALID", impl=impl)(x)
+    x = layers.Conv(10, (5, 5), 1, "VALID", impl=impl, dtype=dtype)(x)
     x = nn.relu(layers.max_pool_2x2(x))
-    x = layers.Conv(20, (5, 5), 1, "VALID", impl=impl)(x)
+    x = layers.Conv(20, (5, 5), 1, "VALID", impl=impl, dtype=dtype)(x)
     # One draw per (example, channel), shared by the 8x8 positions: Dropout2d.
     x = nn.Dropout(self.dropout_rate, broadcast_dims=(1, 2), deterministic=not train)(x)
     x = nn.relu(layers.max_pool_2x2(x))
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(layers.Dense(50)(x))
+    x = nn.relu(layers.Dense(50, dtype=dtype)(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    outputs = layers.Dense(self.num_classes)(x)
+    # float32 before the log-softmax, so that it does not round in bfloat16.
+    outputs = layers.Dense(self.num_classes, dtype=dtype)(x).astype(jnp.float32)
     if self.log_softmax_outputs:
       outputs = jax.nn.log_softmax(outputs, axis=-1)
-    return (outputs, x) if return_features else outputs
+    return layers.model_outputs(outputs, x, return_features)

@@ -15,39 +15,45 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxsel.models import layers
 
 
-def _conv_bn(x, features, kernel, strides, impl, train, mask):
-  """conv (no bias, BN follows) -> BN. Must be called inside a compact method."""
+def _conv_bn(x, features, kernel, strides, impl, train, mask, dtype):
+  """conv (no bias, BN follows) -> BN, computed in ``dtype``. Must be called inside a
+  compact method."""
   x = layers.Conv(features, (kernel, kernel), strides, kernel // 2,
-                  use_bias=False, impl=impl)(x)
-  return layers.BatchNorm()(x, use_running_average=not train, mask=mask)
+                  use_bias=False, impl=impl, dtype=dtype)(x)
+  return layers.BatchNorm(dtype=dtype)(x, use_running_average=not train, mask=mask)
 
 
-def _shortcut(x, features, strides, impl, train, mask):
+def _shortcut(x, features, strides, impl, train, mask, dtype):
   """Identity, or a strided 1x1 conv + BN where the shape changes."""
   if strides == 1 and x.shape[-1] == features:
     return x
-  return _conv_bn(x, features, 1, strides, impl, train, mask)
+  return _conv_bn(x, features, 1, strides, impl, train, mask, dtype)
 
 
 class BasicBlock(nn.Module):
-  """conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU. Output: features."""
+  """conv3x3-BN-ReLU-conv3x3-BN, plus shortcut, then ReLU. Output: features.
+
+  ``dtype``: compute precision, as ResNet's.
+  """
   features: int
   strides: int = 1
   conv_impl: str = "auto"
+  dtype: str = "float32"
   expansion = 1
 
   @nn.compact
   def __call__(self, x, *, train: bool, mask=None):
     """x: [B, H, W, Cin] -> [B, H/strides, W/strides, features]."""
-    y = _conv_bn(x, self.features, 3, self.strides, self.conv_impl, train, mask)
-    y = _conv_bn(nn.relu(y), self.features, 3, 1, self.conv_impl, train, mask)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
+    y = _conv_bn(x, self.features, 3, self.strides, self.conv_impl, train, mask, dtype)
+    y = _conv_bn(nn.relu(y), self.features, 3, 1, self.conv_impl, train, mask, dtype)
     shortcut = _shortcut(x, self.features, self.strides, self.conv_impl, train,
-                         mask)
+                         mask, dtype)
     return nn.relu(y + shortcut)
 
 
@@ -55,22 +61,25 @@ class Bottleneck(nn.Module):
   """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1(4x)-BN, shortcut, ReLU.
 
   The stride sits on the 3x3 conv, as in torchvision ("ResNet v1.5").
-  Output: 4 * features channels.
+  Output: 4 * features channels. ``dtype``: compute precision, as ResNet's.
   """
   features: int
   strides: int = 1
   conv_impl: str = "auto"
+  dtype: str = "float32"
   expansion = 4
 
   @nn.compact
   def __call__(self, x, *, train: bool, mask=None):
     """x: [B, H, W, Cin] -> [B, H/strides, W/strides, 4 * features]."""
     out = self.features * self.expansion
-    y = _conv_bn(x, self.features, 1, 1, self.conv_impl, train, mask)
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
+    y = _conv_bn(x, self.features, 1, 1, self.conv_impl, train, mask, dtype)
     y = _conv_bn(nn.relu(y), self.features, 3, self.strides, self.conv_impl,
-                 train, mask)
-    y = _conv_bn(nn.relu(y), out, 1, 1, self.conv_impl, train, mask)
-    shortcut = _shortcut(x, out, self.strides, self.conv_impl, train, mask)
+                 train, mask, dtype)
+    y = _conv_bn(nn.relu(y), out, 1, 1, self.conv_impl, train, mask, dtype)
+    shortcut = _shortcut(x, out, self.strides, self.conv_impl, train, mask, dtype)
     return nn.relu(y + shortcut)
 
 
@@ -84,12 +93,15 @@ class ResNet(nn.Module):
     num_filters: width of the stem and first stage; stage i has
       num_filters * 2**i (times the block expansion).
     conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
+    dtype: compute precision, 'float32' or 'bfloat16' (params, BatchNorm statistics
+      and logits stay float32; see the models package docstring).
   """
   stage_sizes: Sequence[int]
   block_cls: Any
   num_classes: int
   num_filters: int = 64
   conv_impl: str = "auto"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -99,16 +111,17 @@ class ResNet(nn.Module):
     ``mask`` [B] keeps padding rows out of every BatchNorm's statistics.
     """
     impl = layers.resolve_conv_impl(self.conv_impl)
-    x = x.astype(jnp.float32)
-    x = nn.relu(_conv_bn(x, self.num_filters, 3, 1, impl, train, mask))
+    dtype = layers.resolve_dtype(self.dtype)
+    x = x.astype(dtype)
+    x = nn.relu(_conv_bn(x, self.num_filters, 3, 1, impl, train, mask, dtype))
     for stage, num_blocks in enumerate(self.stage_sizes):
       for block in range(num_blocks):
         strides = 2 if stage > 0 and block == 0 else 1
         x = self.block_cls(self.num_filters * 2**stage, strides,
-                           conv_impl=impl)(x, train=train, mask=mask)
+                           conv_impl=impl, dtype=self.dtype)(x, train=train, mask=mask)
     features = layers.global_avg_pool(x)
-    logits = layers.Dense(self.num_classes)(features)
-    return (logits, features) if return_features else logits
+    logits = layers.Dense(self.num_classes, dtype=dtype)(features)
+    return layers.model_outputs(logits, features, return_features)
 
 
 ResNet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2),
