@@ -28,6 +28,9 @@ from jaxsel import methods
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Devices the run is data-parallel over: 0 = every device JAX sees (all local ones; all
+  # of every process's on a multi-host run); 1 = exactly the single-device path.
+  config.num_devices = 0
 
   config.dataset = ml_collections.ConfigDict(dict(
       name="mnist1d",  # 'mnist1d', 'mnist1d/large', 'fashion_mnist_local', 'cifar10', ...
@@ -43,8 +46,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name="cnn1d",
       # The model's options. Listed so that --config.model.kwargs.channels=64 works on the
       # locked config; a config choosing another model replaces the whole section.
+      # dtype: 'float32' | 'bfloat16' (compute; params, BatchNorm statistics and the loss
+      # stay float32).
       kwargs=ml_collections.ConfigDict(dict(conv_impl="auto", channels=25,
-                                            use_batchnorm=False)),
+                                            use_batchnorm=False, dtype="float32")),
   ))
 
   # Which examples each epoch trains on: a method family and its own settings.

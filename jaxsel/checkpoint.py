@@ -36,6 +36,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxsel import distributed
 from jaxsel.config_errors import one_line
 
 SET_ASIDE_DIRNAME = "checkpoints_set_aside"
@@ -218,13 +219,19 @@ class Checkpointer:
     return None
 
   def _set_aside(self, epoch: int) -> str:
-    """Moves checkpoint ``epoch`` out of the manager's directory; returns where to."""
+    """Moves checkpoint ``epoch`` out of the manager's directory; returns where to.
+
+    Every process of a multi-host run reads the same files and so reaches the same
+    verdict; process 0 moves the directory and the others wait for it.
+    """
     target_dir = os.path.join(os.path.dirname(self._directory), SET_ASIDE_DIRNAME)
-    os.makedirs(target_dir, exist_ok=True)
     target, n = os.path.join(target_dir, str(epoch)), 1
     while os.path.exists(target):
       target, n = os.path.join(target_dir, f"{epoch}.{n}"), n + 1
-    shutil.move(os.path.join(self._directory, str(epoch)), target)
+    if distributed.is_writer():
+      os.makedirs(target_dir, exist_ok=True)
+      shutil.move(os.path.join(self._directory, str(epoch)), target)
+    distributed.barrier(f"jaxsel-set-aside-{epoch}")
     self._manager.reload()
     return target
 

@@ -22,23 +22,13 @@ import os
 import threading
 
 import jax
-import numpy as np
+
+from jaxsel import distributed
 
 # One background thread: compiling is single-threaded in XLA and runs outside the GIL, so
 # one extra compile at a time is what a 2-core host can overlap with the main thread's.
 _COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                   thread_name_prefix="jaxsel-compile")
-
-
-def _abstract(x) -> jax.ShapeDtypeStruct:
-  if isinstance(x, jax.ShapeDtypeStruct):
-    return x
-  # No sharding: arrays that jit placed on the default device are uncommitted, and the
-  # real call lowers them without one; stating it here would compile a different program.
-  if isinstance(x, jax.Array):
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type)
-  x = np.asarray(x)
-  return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
 
 def compile_ahead(jitted, args: tuple = (), kwargs: dict | None = None, *,
@@ -53,9 +43,16 @@ def compile_ahead(jitted, args: tuple = (), kwargs: dict | None = None, *,
   right after. Call ``result()`` before the first real call, or both threads may compile
   the same program.
   """
-  abstract_args, abstract_kwargs = jax.tree.map(_abstract, (args, kwargs or {}))
-  return _COMPILER.submit(
-      lambda: jitted.lower(*abstract_args, **abstract_kwargs, **(static or {})).compile())
+  placement = distributed.current()
+  abstract_args, abstract_kwargs = jax.tree.map(placement.abstract, (args, kwargs or {}))
+
+  def compile_():
+    # JAX's mesh context is per thread: trace under the caller's, or the program would
+    # not be the one the caller's call looks up.
+    with distributed.mesh_context(placement):
+      return jitted.lower(*abstract_args, **abstract_kwargs, **(static or {})).compile()
+
+  return _COMPILER.submit(compile_)
 
 
 class CompileClock:

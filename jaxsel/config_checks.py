@@ -167,6 +167,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   # Seeds enter jitted code as int32 (one compiled selection for every seed).
   require(is_int(config.seed) and 0 <= config.seed < 2**31, "seed",
           "an integer in [0, 2**31)", config.seed)
+  require(is_int(config.num_devices) and config.num_devices >= 0, "num_devices",
+          "an integer >= 0 (0: every device)", config.num_devices)
   _check_dataset(config.dataset)
   _check_model(config.model)
   method = methods.get_method(config.method.name)

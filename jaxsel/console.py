@@ -6,6 +6,8 @@ import os
 import jax
 import numpy as np
 
+from jaxsel import distributed
+
 
 def parameter_count(params) -> int:
   return int(sum(np.prod(np.shape(leaf)) for leaf in jax.tree.leaves(params)))
@@ -18,15 +20,13 @@ def start_line(config, dataset, plan, *, num_params: int, workdir: str,
   steps = sorted(set(plan.epoch_steps))
   per_epoch = (f"{steps[0]} steps" if len(steps) == 1
                else f"{steps[0]}-{steps[-1]} steps")
-  devices = jax.devices()
   where = ("new run" if resumed_after is None
            else f"resuming after epoch {resumed_after + 1}")
   return (f"{config.method.name} on {config.dataset.name} ({len(dataset.train_ids)} train / "
           f"{len(dataset.validation_ids)} val / {len(dataset.test)} test), "
           f"{config.model.name} ({num_params:,} params), {plan.num_epochs} epochs x "
-          f"{per_epoch} ({plan.total_steps:,} steps), {len(devices)} "
-          f"{devices[0].platform} device{'s' if len(devices) > 1 else ''}, workdir "
-          f"{workdir}: {where}")
+          f"{per_epoch} ({plan.total_steps:,} steps), "
+          f"{distributed.describe(distributed.current())}, workdir {workdir}: {where}")
 
 
 def epoch_line(record: dict, num_epochs: int) -> str:

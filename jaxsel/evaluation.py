@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxsel import metrics, steps
+from jaxsel import distributed, metrics, steps
 from jaxsel.data import Dataset, iterators
 from jaxsel.state import Predictor, TrainState, predictor
 
@@ -20,12 +20,11 @@ def device_data(dataset: Dataset) -> dict[str, jax.Array]:
 
   One array for both, so validation and test passes share one compiled function; test
   example ``i`` is row ``len(pool) + i`` (see ``test_rows``). Training ids are pool ids,
-  so training never sees a test row.
+  so training never sees a test row. On several devices every device holds all of it.
   """
-  return {"inputs": jax.device_put(np.concatenate([dataset.pool.inputs,
-                                                   dataset.test.inputs])),
-          "labels": jax.device_put(np.concatenate([dataset.pool.labels,
-                                                   dataset.test.labels]))}
+  host = {"inputs": np.concatenate([dataset.pool.inputs, dataset.test.inputs]),
+          "labels": np.concatenate([dataset.pool.labels, dataset.test.labels])}
+  return distributed.current().put(host)
 
 
 def test_rows(dataset: Dataset) -> np.ndarray:

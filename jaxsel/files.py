@@ -1,10 +1,18 @@
-"""Writing run outputs so that a crash never leaves a half-written file behind."""
+"""Writing run outputs so that a crash never leaves a half-written file behind.
+
+On a multi-host run only process 0 writes into the run's directory
+(``distributed.is_writer``): every process computes the same outputs, and the others write
+theirs into a private temporary file that is then deleted, so code that writes a file needs
+no test of its own for which process it runs in.
+"""
 
 import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
+
+from jaxsel import distributed
 
 
 @contextlib.contextmanager
@@ -25,15 +33,21 @@ def atomic_output(path: str) -> Iterator[str]:
 
   The rename is atomic on POSIX file systems, so readers see the old file or the new one,
   never a partial one. On error the temporary file is removed and ``path`` is untouched.
+  On a process other than the writer, the temporary file is private (in the system's
+  temporary directory) and deleted afterwards: ``path`` is not touched.
   """
+  writer = distributed.is_writer()
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
+  if writer:
+    os.makedirs(directory, exist_ok=True)
   suffix = os.path.splitext(path)[1]
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+  fd, tmp = tempfile.mkstemp(dir=directory if writer else None, prefix=".tmp-",
+                             suffix=suffix)
   os.close(fd)
   try:
     yield tmp
-    os.replace(tmp, path)
+    if writer:
+      os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
@@ -52,6 +66,8 @@ def append_text(path: str, text: str) -> None:
   """Appends ``text`` and flushes it. For logs written a line at a time: rewriting the
   whole file atomically each time would cost O(lines²) over a long run. A line cut short
   by a crash is dropped by ``read_jsonl``, and a resumed run rewrites the file whole."""
+  if not distributed.is_writer():
+    return
   with _naming(path), open(path, "a") as f:
     f.write(text)
 

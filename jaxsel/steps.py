@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsel import augment, compilation, metrics, trackers
+from jaxsel import augment, compilation, distributed, metrics, trackers
 from jaxsel.state import Predictor, TrainState, predictor
 
 Batch = dict[str, jax.Array]
@@ -183,8 +183,8 @@ def _scan_real_steps(step, carry, example_ids, mask):
 
   def body(carry, xs):
     ids, step_mask = xs
-    return jax.lax.cond(jnp.any(step_mask), step, lambda c, *_: c,
-                        carry, ids, step_mask), None
+    carry = jax.lax.cond(jnp.any(step_mask), step, lambda c, *_: c, carry, ids, step_mask)
+    return distributed.replicated(carry), None
 
   return jax.lax.scan(body, carry, (example_ids, mask))[0]
 
@@ -272,10 +272,32 @@ def grad_norm_chunk(model: Predictor, table, data, example_ids, mask, *, loss_fn
   return _scan_real_steps(step, table, example_ids, mask)
 
 
-def jit_train_chunk(step_fn: StepFn):
+class ChunkPass:
+  """A jitted chunk function ``f(x, carry, data, ids, mask, *rest)``, called with host
+  ``ids`` and ``mask`` ``[S, B]``: they are laid out for the run's devices first
+  (``distributed.Placement.batch``: on several devices, padded and sharded over them)."""
+
+  def __init__(self, jitted):
+    self._jitted = jitted
+
+  def _placed(self, args: tuple) -> tuple:
+    placement = distributed.current()
+    ids, mask = placement.batch(args[3], args[4])
+    return (*placement.placed(args[:3]), ids, mask, *placement.placed(args[5:]))
+
+  def __call__(self, *args):
+    return self._jitted(*self._placed(args))
+
+  def compile_ahead(self, *args) -> concurrent.futures.Future:
+    """Compiles for these arguments' shapes in the background (``compile_ahead``)."""
+    return compilation.compile_ahead(self._jitted, self._placed(args))
+
+
+def jit_train_chunk(step_fn: StepFn) -> ChunkPass:
   """``(state, sums, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is
   donated (the sums are a few scalars, not worth it)."""
-  return jax.jit(functools.partial(train_chunk, step_fn=step_fn), donate_argnums=0)
+  return ChunkPass(jax.jit(functools.partial(train_chunk, step_fn=step_fn),
+                           donate_argnums=0))
 
 
 # Eval-mode passes take a ``Predictor``, whose tree structure is the same in every run with
@@ -301,21 +323,12 @@ def _as_predictor(model: TrainState | Predictor) -> Predictor:
   return predictor(model) if isinstance(model, TrainState) else model
 
 
-class PredictorPass:
+class PredictorPass(ChunkPass):
   """An eval-mode pass jitted once per process, called with a ``TrainState`` or a
   ``Predictor``: ``pass_(model, carry, data, ids, mask) -> carry``."""
 
-  def __init__(self, jitted):
-    self._jitted = jitted
-
-  def __call__(self, model: TrainState | Predictor, carry, data, ids, mask):
-    return self._jitted(_as_predictor(model), carry, data, ids, mask)
-
-  def compile_ahead(self, model: TrainState | Predictor, carry, data, ids,
-                    mask) -> concurrent.futures.Future:
-    """Compiles the pass for these shapes in the background (see ``compile_ahead``)."""
-    return compilation.compile_ahead(self._jitted, (_as_predictor(model), carry, data, ids,
-                                                    mask))
+  def _placed(self, args: tuple) -> tuple:
+    return super()._placed((_as_predictor(args[0]), *args[1:]))
 
 
 def jit_eval_chunk(*, num_bins: int, reference_binning: bool) -> PredictorPass:

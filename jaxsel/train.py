@@ -9,6 +9,7 @@ an interrupted workdir resumes from its last checkpoint and produces the same nu
 uninterrupted run. Nothing here knows which method runs: that is ``jaxsel.methods``.
 """
 
+import hashlib
 import importlib
 import json
 import math
@@ -22,8 +23,8 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from jaxsel import (augment, checkpoint, compilation, config_checks, console, durations,
-                    evaluation, files, losses, methods, metrics, models, optim, selection,
+from jaxsel import (augment, checkpoint, compilation, config_checks, console, distributed,
+                    durations, evaluation, files, losses, methods, metrics, models, optim, selection,
                     steps)
 from jaxsel import workdir as workdir_lib
 from jaxsel.config_errors import UserError
@@ -52,19 +53,29 @@ def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
       split_seed=data.split_seed, normalization=normalization)
 
 
+def _say(line: str) -> None:
+  """A line of the run's console output; process 0's alone on a multi-host run."""
+  if distributed.is_writer():
+    print(line, flush=True)
+
+
 def _progress(config, total: int, desc: str):
   mode = config.progress_bar
-  enabled = mode == "on" or (mode == "auto" and sys.stderr.isatty())
+  enabled = distributed.is_writer() and (mode == "on" or (mode == "auto" and
+                                                          sys.stderr.isatty()))
   return tqdm.tqdm(total=total, desc=desc, leave=False, disable=not enabled)
 
 
 def _subset_diagnostics(ids: np.ndarray, previous_ids: np.ndarray | None, labels: np.ndarray,
                         num_classes: int) -> dict:
-  """What an epoch's examples look like: count, class mix (%), overlap with the last (%)."""
+  """What an epoch's examples look like: count, class mix (%), overlap with the last (%),
+  and a digest of the ids (two runs chose the same examples iff their digests agree)."""
   overlap = (None if previous_ids is None
              else selection.overlap_percent(previous_ids, ids))
   return {
       "num_selected": int(len(ids)),
+      "subset_digest": hashlib.blake2b(np.asarray(ids, np.int32).tobytes(),
+                                       digest_size=8).hexdigest(),
       "class_histogram": [round(float(p), 3) for p in
                           selection.class_histogram(labels[ids], num_classes)],
       "overlap_with_previous": overlap,
@@ -192,9 +203,10 @@ def train_and_evaluate(
   """
   started = time.perf_counter()
   config_checks.check_config(config)
-  workdir_lib.check_layout(workdir)
-  with workdir_lib.held(workdir):
-    return _train_and_evaluate(config, workdir, on_epoch_end, dataset, started)
+  with distributed.using(distributed.placement_for(config.num_devices)):
+    workdir_lib.check_layout(workdir)
+    with workdir_lib.held(workdir):
+      return _train_and_evaluate(config, workdir, on_epoch_end, dataset, started)
 
 
 def _has_checkpoints(directory: str) -> bool:
@@ -205,10 +217,10 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
   config_path = workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
   summary = workdir_lib.completed_summary(workdir)
   if summary is not None:
-    print(f"{workdir} is complete; summary: {os.path.join(workdir, 'summary.json')}",
-          flush=True)
+    _say(f"{workdir} is complete; summary: {os.path.join(workdir, 'summary.json')}")
     return summary
-  workdir_lib.remove_stale_temporaries(workdir)
+  if distributed.is_writer():
+    workdir_lib.remove_stale_temporaries(workdir)
 
   timings = {}
   data_start = time.perf_counter()
@@ -234,10 +246,10 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
     # this one compiles model init; it needs only the state's shapes. (A resumed state's
     # restored leaves may differ in weak type, so it compiles on first use instead.)
     chunk = np.zeros((config.train.steps_per_chunk, config.train.batch_size), np.int32)
-    train_ahead = compilation.compile_ahead(train_chunk, (
+    train_ahead = train_chunk.compile_ahead(
         abstract_train_state(**state_args), steps.empty_train_sums(), data, chunk,
-        chunk.astype(bool), np.int32(0)))
-  state = create_train_state(**state_args)
+        chunk.astype(bool), np.int32(0))
+  state = distributed.current().replicate(create_train_state(**state_args))
   has_validation = len(dataset.validation_ids) > 0
   best = evaluation.snapshot(state) if has_validation else {}
   # Written only once every check has passed and the model has been built, so a rejected
@@ -256,9 +268,9 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
   if latest is not None:
     restored_epoch, restored, host = latest
     state, best = restored["state"], restored["best"]
-  print(console.start_line(config, dataset, plan, num_params=console.parameter_count(
+  _say(console.start_line(config, dataset, plan, num_params=console.parameter_count(
       state.params), workdir=workdir, resumed_after=None if latest is None
-      else restored_epoch), flush=True)
+      else restored_epoch))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   records = list(host["records"])
   files.write_text(metrics_path, "".join(files.jsonl_line(r) for r in records))
@@ -339,7 +351,7 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
     records.append(record)
     files.append_text(metrics_path, files.jsonl_line(record))
     if evaluated:
-      print(console.epoch_line(record, plan.num_epochs), flush=True)
+      _say(console.epoch_line(record, plan.num_epochs))
 
     if save.due(epoch):
       save_start = time.perf_counter()
@@ -411,8 +423,7 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
   summary["checkpoint_seconds"] += timings["final_checkpoint_seconds"]
   summary["timings"] = {**timings, "run_seconds": time.perf_counter() - started}
   files.write_json(os.path.join(workdir, "summary.json"), summary)
-  print("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
-      "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s",
-        flush=True)
-  print(console.files_line(workdir), flush=True)
+  _say("test: " + "  ".join(f"{k} {summary[k]:.4g}" for k in (
+      "test_accuracy", "test_ece", "test_nll")) + f"  train {summary['train_seconds']:.1f}s")
+  _say(console.files_line(workdir))
   return summary

@@ -8,6 +8,10 @@ that the second process can say who holds it. The file is removed when the run e
 process that locked a file that was removed meanwhile (it opened it just before) sees
 that the path no longer names what it locked, and tries again.
 
+On a multi-host run process 0 alone holds the lock, and every process learns whether it
+got it (``distributed.all_agree``), so a refusal stops them all rather than leaving the
+others waiting for it in a collective.
+
 On a refusal before anything was written, ``held`` leaves the workdir as it found it: a
 directory it created is removed again (if it is still empty), and so is the lock file.
 """
@@ -20,6 +24,7 @@ import os
 import sys
 from collections.abc import Iterator
 
+from jaxsel import distributed
 from jaxsel.config_errors import UserError, one_line
 
 LOCK_FILENAME = ".lock"
@@ -60,23 +65,53 @@ def _lock(path: str) -> int:
 
 @contextlib.contextmanager
 def held(workdir: str) -> Iterator[None]:
-  """Holds ``workdir`` for the duration of the block (creating it if needed)."""
+  """Holds ``workdir`` for the duration of the block (creating it if needed); on a
+  multi-host run, process 0 holds it for all."""
+  if not distributed.is_writer():
+    if not distributed.all_agree(True):
+      raise UserError(f"process 0 of this run could not take --workdir {workdir}; its "
+                      "output says why")
+    yield
+    return
+  taken = None
+  try:
+    taken = _take(workdir)
+  finally:
+    # Once, whether or not it worked: the other processes wait for the answer.
+    distributed.all_agree(taken is not None)
+  try:
+    yield
+  finally:
+    _release(*taken)
+
+
+def _take(workdir: str) -> tuple[str, int, bool]:
+  """(lock path, its fd, whether the directory was created) of a lock just taken."""
   created = not os.path.isdir(workdir)
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, LOCK_FILENAME)
-  fd = _lock(path)
   try:
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    yield
-  finally:
-    # Removed while still locked, so no other process can take the lock on this inode.
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(path)
-    os.close(fd)
-    if created:
-      with contextlib.suppress(OSError):
-        os.rmdir(workdir)  # only if empty: a refused run leaves nothing behind
+    fd = _lock(path)
+  except BaseException:
+    _remove_if_created(workdir, created)
+    raise
+  os.ftruncate(fd, 0)
+  os.write(fd, f"{os.getpid()}\n".encode())
+  return path, fd, created
+
+
+def _release(path: str, fd: int, created: bool) -> None:
+  # Removed while still locked, so no other process can take the lock on this inode.
+  with contextlib.suppress(FileNotFoundError):
+    os.remove(path)
+  os.close(fd)
+  _remove_if_created(os.path.dirname(path), created)
+
+
+def _remove_if_created(workdir: str, created: bool) -> None:
+  if created:
+    with contextlib.suppress(OSError):
+      os.rmdir(workdir)  # only if empty: a refused run leaves nothing behind
 
 
 def check_layout(workdir: str) -> None:

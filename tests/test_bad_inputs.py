@@ -185,6 +185,7 @@ _MULTISTEP = {"schedule.name": "multistep", "schedule.unit": "epoch"}
     ({"model.kwargs.channels": 0}, "config.model.kwargs.channels"),
     ({"model.kwargs": {"depth": 2}}, "config.model.kwargs.depth"),
     ({"model.kwargs.conv_impl": "bogus"}, "config.model.kwargs.conv_impl"),
+    ({"model.kwargs.dtype": "float16"}, "config.model.kwargs.dtype"),
     ({"model.name": "mnist_cnn", "model.kwargs": {"dropout_rate": 1.0}},
      "config.model.kwargs.dropout_rate"),
     # With the data: removing all 3,600 training examples at random (it used to blame

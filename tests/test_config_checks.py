@@ -240,6 +240,7 @@ def test_normalization_mean_and_std_must_have_the_same_length():
     ("mnist_cnn", {"dropout_rate": -0.1}, "dropout_rate", "in [0, 1)"),
     ("resnet18", {"num_filters": 0}, "num_filters", "a positive integer"),
     ("resnet50", {"conv_impl": "cudnn"}, "conv_impl", "one of auto, im2col, xla"),
+    ("mnist_cnn", {"dtype": "float16"}, "dtype", "one of float32, bfloat16"),
 ])
 def test_bad_model_options_are_refused_naming_the_option(model, kwargs, field, allowed):
   config = override(default.get_config(), **{"model.name": model, "model.kwargs": kwargs})

@@ -69,12 +69,12 @@ def _dataset(config: ml_collections.ConfigDict, dataset: str) -> None:
   if dataset in ("cifar10", "cifar100"):
     config.dataset.update(name=dataset, train_fraction=1.0)
     config.model.name = "resnet18"
-    config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
+    config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto", dtype="float32"))
     config.optimizer.update(learning_rate=0.1)
   elif dataset == "fashion_mnist":
     config.dataset.update(name="fashion_mnist_local", train_fraction=0.9)
     config.model.name = "mnist_cnn"
-    config.model.kwargs = ml_collections.ConfigDict(dict(dropout_rate=0.0))
+    config.model.kwargs = ml_collections.ConfigDict(dict(dropout_rate=0.0, dtype="float32"))
     config.optimizer.update(learning_rate=0.05)
   else:
     config.dataset.update(name="mnist1d/large", train_fraction=0.9)

@@ -112,7 +112,7 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
         mean, std = CIFAR10_REFERENCE_NORMALIZATION
         config.dataset.normalization_mean, config.dataset.normalization_std = mean, std
       config.model.name = "resnet34"
-      config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
+      config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto", dtype="float32"))
       config.optimizer.learning_rate = 0.01 if dataset == "cifar10" else 0.1
       config.augmentation.name = "crop_flip"
       config.augmentation.pad_mode = "black"
@@ -149,7 +149,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       config.method.save_scores = True
       if dataset == "mnist1d":
         config.model.kwargs = ml_collections.ConfigDict(dict(
-            conv_impl="auto", channels=64, use_batchnorm=True))
+            conv_impl="auto", channels=64, use_batchnorm=True, dtype="float32"))
         config.train.batch_size = 128
       else:
         config.model.name = "resnet50"

@@ -62,7 +62,7 @@ def _base(dataset: str, method: str) -> ml_collections.ConfigDict:
       config.dataset.name = "cifar10"
       config.dataset.train_fraction = 1.0
       config.model.name = "resnet18"
-      config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
+      config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto", dtype="float32"))
       config.augmentation.update(name="crop_flip", crop_padding=4, pad_mode="reflect")
     else:
       config.dataset.name = "mnist1d/large"

@@ -50,7 +50,7 @@ EPOCHS = {"cifar10": 200, "mnist": 200, "mnist1d": 40, "fashion_mnist": 20}
 def _cifar10(config: ml_collections.ConfigDict, stage: str) -> None:
   config.dataset.update(name="cifar10", train_fraction=1.0)
   config.model.name = "resnet18"
-  config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto"))
+  config.model.kwargs = ml_collections.ConfigDict(dict(conv_impl="auto", dtype="float32"))
   config.train.batch_size = 128
   config.optimizer.update(name="sgd", learning_rate=0.1, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
@@ -65,7 +65,7 @@ def _cifar10(config: ml_collections.ConfigDict, stage: str) -> None:
 def _mnist_like(config: ml_collections.ConfigDict, name: str, train_fraction: float) -> None:
   config.dataset.update(name=name, train_fraction=train_fraction)
   config.model.name = "mnist_cnn"
-  config.model.kwargs = ml_collections.ConfigDict(dict(dropout_rate=0.0))
+  config.model.kwargs = ml_collections.ConfigDict(dict(dropout_rate=0.0, dtype="float32"))
   config.train.batch_size = 64
   config.optimizer.update(name="sgd", learning_rate=0.01, momentum=0.5, nesterov=False,
                           weight_decay=0.0)

@@ -1,0 +1,82 @@
+"""Every method family, tiny, on 1 device and on all of this process's devices.
+
+    JAX_NUM_CPU_DEVICES=4 python -m tests.device_runs OUT DATA_DIR [FAMILY ...]
+
+Runs each family's config twice in this one process, with ``num_devices=1`` (the
+single-device path) and ``num_devices=0`` (every device), into ``OUT/<family>/1`` and
+``OUT/<family>/all``; ``tests/test_distributed.py`` compares the two. A family that reads
+another run's scores (a target model, training dynamics) reads the 1-device run's, so that
+only the device count differs between its two runs. JAX must see its devices before it
+starts, hence a process of its own.
+"""
+
+import os
+import sys
+
+from jaxsel import compilation, data, files, train
+from tests.conftest import override, tiny_run_config, with_method
+
+EPOCHS = 3
+# Prioritization: one warm-up epoch, then two selected ones, with mixup as the paper; its
+# scores are the target of prioritization_target.
+PRIORITIZATION = {"method.subset_fraction": 0.25, "method.warmup_epochs": 1,
+                  "mixing.name": "mixup"}
+# family -> (method, overrides, (prerequisite family, the field its workdir goes into))
+FAMILIES = {
+    # 62 rows on 4 devices: padded to 64 with two masked rows per batch.
+    "full_data": ("full_data", {"train.batch_size": 62}, None),
+    "prioritization": ("prioritization", {**PRIORITIZATION, "method.save_scores": True},
+                       None),
+    "prioritization_target": ("prioritization", PRIORITIZATION,
+                              ("prioritization", "method.target.path")),
+    "training_dynamics": ("training_dynamics", {}, None),
+    "coreset": ("coreset", {"method.pruning_rate": 0.5},
+                ("training_dynamics", "method.scores_path")),
+    "budgeted": ("budgeted", {"method.sampler": "p", "method.budget": 0.5,
+                              "mixing.name": "ricap", "mixing.alpha": 0.3}, None),
+    "selective_backprop": ("selective_backprop", {"mixing.name": "mixup",
+                                                  "method.history_size": 256}, None),
+}
+DEVICE_SETTINGS = {"1": 1, "all": 0}
+# XLA compilations so far at the end of each epoch (any thread): "<workdir>.compilations.json"
+# beside each run's workdir.
+COMPILATIONS_SUFFIX = ".compilations.json"
+
+
+def config_for(family: str, data_dir: str, out: str, num_devices: int):
+  method, fields, needs = FAMILIES[family]
+  config = with_method(tiny_run_config(data_dir), method,
+                       **{"train.num_epochs": EPOCHS, "figures": False, **fields})
+  extra = {"num_devices": num_devices}
+  if needs is not None:
+    extra[needs[1]] = os.path.join(out, needs[0], "1")
+  return override(config, **extra)
+
+
+def run(out: str, data_dir: str, families) -> None:
+  compilation.CompileClock.start()
+  dataset = None
+  for family in families:
+    needs = FAMILIES[family][2]
+    if needs is not None and needs[0] not in families:
+      raise SystemExit(f"{family} needs {needs[0]}: list it first")
+    for name, num_devices in DEVICE_SETTINGS.items():
+      config = config_for(family, data_dir, out, num_devices)
+      dataset = dataset or train.load_data(config)
+      workdir = os.path.join(out, family, name)
+      compilations = []
+      train.train_and_evaluate(
+          config, workdir, dataset=dataset,
+          on_epoch_end=lambda *_: compilations.append(
+              compilation.CompileClock.compilations()))
+      files.write_json(workdir + COMPILATIONS_SUFFIX, compilations)
+
+
+def main(argv: list[str]) -> None:
+  out, data_dir, *families = argv[1:]
+  data.load_dataset("mnist1d", data_dir=data_dir)
+  run(out, data_dir, families or list(FAMILIES))
+
+
+if __name__ == "__main__":
+  main(sys.argv)
