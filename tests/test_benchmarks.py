@@ -92,3 +92,34 @@ def test_soak_resume_run_killed_while_checkpointing_ends_identical(mnist1d_dir, 
   assert "full_data run 1/1: kill 1/1 (checkpoint" in out
   assert "\n1/1 identical\n" in out
   assert status == 0, out
+
+
+def test_accelerator_runs_a_configuration_in_a_child_on_two_devices(monkeypatch, tmp_path,
+                                                                     capsys):
+  import csv  # pylint: disable=import-outside-toplevel
+  from benchmarks import accelerator  # pylint: disable=import-outside-toplevel
+  # The child sees two CPU devices (it inherits the environment); this process keeps one.
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  monkeypatch.setenv("JAX_NUM_CPU_DEVICES", "2")
+  out_csv = tmp_path / "accelerator.csv"
+  argv = ["--models=cnn1d", "--batch_sizes=7", "--dtypes=float32", "--devices=2",
+          "--steps=1", "--chunks=1", "--examples=32", f"--csv={out_csv}"]
+  rows = accelerator.main(argv)
+  out = capsys.readouterr().out
+  assert out.startswith("backend cpu, device kind cpu, 2 local device(s)")
+  assert "[1/1] cnn1d batch 7 float32 on 2 devices: compile " in out
+  assert "chunks x steps  compile s  step ms  examples/s  peak MB" in out
+  command = accelerator.command_line(argv)
+  assert "JAX_NUM_CPU_DEVICES=2 python -m benchmarks.accelerator --models=cnn1d " in command
+  assert out.rstrip().endswith(f"command: {command}")
+  (row,) = list(csv.DictReader(out_csv.read_text().splitlines()))
+  # 7 rows padded to 8 over 2 devices; the compiled-ahead program is the one that ran; CPU
+  # has no peak-memory counter; no single-device row, so no efficiency.
+  assert (row["devices"], row["rows_per_device"], row["recompiles"]) == ("2", "4", "0")
+  assert row["peak_bytes"] == "" and row["scaling_efficiency"] == "" and not row["error"]
+  assert float(row["examples_per_s"]) > 0 and rows[0]["compile_s"] > 0
+  # Efficiency: throughput(D) / (D x throughput(1)).
+  fake = [dict(model="m", batch_size=8, dtype="float32", devices=d, examples_per_s=e)
+          for d, e in ((1, 100.0), (4, 200.0))]
+  accelerator.add_scaling_efficiency(fake)
+  assert [r["scaling_efficiency"] for r in fake] == [1.0, 0.5]
