@@ -24,8 +24,8 @@ import numpy as np
 import tqdm
 
 from jaxsel import (augment, checkpoint, compilation, config_checks, console, distributed,
-                    durations, evaluation, files, losses, methods, metrics, models, optim, selection,
-                    steps)
+                    durations, evaluation, files, losses, methods, metrics, models, optim,
+                    selection, steps)
 from jaxsel import workdir as workdir_lib
 from jaxsel.config_errors import UserError
 from jaxsel.data import iterators, loading, variants
@@ -390,6 +390,8 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
       "num_validation": len(dataset.validation_ids),
       "num_test": len(dataset.test),
       "dataset_fingerprint": dataset.fingerprint,
+      "num_devices": distributed.current().num_devices,
+      "num_processes": distributed.current().num_processes,
   }
   if host["best_val"] is not None:
     best_sums = evaluator.sums(best, data, evaluation.test_rows(dataset))

@@ -130,6 +130,7 @@ def test_four_devices_choose_the_same_examples_and_give_the_numbers_of_one(
   assert_same_selections_and_numbers(one, four)
   with open(os.path.join(four, "config.json")) as f:
     assert json.load(f)["num_devices"] == 0
+  assert (_summary(one)["num_devices"], _summary(four)["num_devices"]) == (1, 4)
   for workdir in (one, four):
     with open(workdir + device_runs.COMPILATIONS_SUFFIX) as f:
       compilations = json.load(f)
@@ -207,6 +208,8 @@ def test_only_process_zero_writes_and_prints(two_process_run):
   assert [r["epoch"] for r in _records(workdir)] == list(range(device_runs.EPOCHS))
   assert run_comparison.litter(workdir) == []
   assert "4 cpu devices in 2 processes" in _run_lines(f"{logs}.0.out")[0]
+  summary = _summary(workdir)
+  assert (summary["num_devices"], summary["num_processes"]) == (4, 2)
   assert _run_lines(f"{logs}.1.out") == []
   assert sorted(run_comparison.output_files(workdir)) == sorted(
       run_comparison.output_files(two_process_run["reference"]))
