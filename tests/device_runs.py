@@ -23,10 +23,13 @@ PRIORITIZATION = {"method.subset_fraction": 0.25, "method.warmup_epochs": 1,
                   "mixing.name": "mixup"}
 # family -> (method, overrides, (prerequisite family, the field its workdir goes into))
 FAMILIES = {
-    # 62 rows on 4 devices: padded to 64 with two masked rows per batch.
-    "full_data": ("full_data", {"train.batch_size": 62}, None),
-    "prioritization": ("prioritization", {**PRIORITIZATION, "method.save_scores": True},
-                       None),
+    # 62 rows on 4 devices: padded to 64 with two masked rows per batch; BatchNorm's
+    # statistics must be those of the 62 real rows of the global batch.
+    "full_data": ("full_data", {"train.batch_size": 62,
+                                "model.kwargs.use_batchnorm": True}, None),
+    # A checkpoint every epoch: the multi-host tests kill and resume a run of this config.
+    "prioritization": ("prioritization", {**PRIORITIZATION, "method.save_scores": True,
+                                          "checkpoint.every_epochs": 1}, None),
     "prioritization_target": ("prioritization", PRIORITIZATION,
                               ("prioritization", "method.target.path")),
     "training_dynamics": ("training_dynamics", {}, None),
@@ -45,8 +48,11 @@ COMPILATIONS_SUFFIX = ".compilations.json"
 
 def config_for(family: str, data_dir: str, out: str, num_devices: int):
   method, fields, needs = FAMILIES[family]
-  config = with_method(tiny_run_config(data_dir), method,
-                       **{"train.num_epochs": EPOCHS, "figures": False, **fields})
+  # Validation and a checkpoint after the last epoch only (unless a family asks for more):
+  # what is compared is the same either way, and the suite's time is short.
+  config = with_method(tiny_run_config(data_dir), method, **{
+      "train.num_epochs": EPOCHS, "figures": False, "eval.every_epochs": 0,
+      "checkpoint.every_epochs": 0, "checkpoint.every_seconds": 0.0, **fields})
   extra = {"num_devices": num_devices}
   if needs is not None:
     extra[needs[1]] = os.path.join(out, needs[0], "1")

@@ -6,6 +6,11 @@ returning float32 logits [B, num_classes], or (logits, features [B, D]) with the
 pre-logit activations when ``return_features``. ``mask`` [B] marks real rows
 of a padded batch so BatchNorm statistics ignore the padding.
 
+On several devices (``jaxsel.distributed``) a batch is sharded over them, and BatchNorm's
+statistics are still those of the whole global batch (its real rows): the mean and
+variance are reductions over the batch axis, which XLA completes across devices. There is
+no per-device ("ghost") BatchNorm, so a run's numbers do not depend on the device count.
+
 Models (``MODELS``): ``mlp``; ``cnn1d`` (the MNIST-1D CNN); ``cnn2d`` (a small
 image CNN); ``mnist_cnn`` (the example-forgetting MNIST CNN, 28x28 inputs, optional
 dropout and log-probability outputs); ``resnet18`` / ``resnet34`` / ``resnet50``
