@@ -149,7 +149,10 @@ class Checkpointer:
     skip epochs its restored state never trained).
     """
     self.check()
-    tree = _to_tree(state)
+    # Host copies (the digests need them anyway): orbax then writes numpy arrays, once,
+    # from process 0, instead of slicing a replica out of every device's copy, which on a
+    # mesh compiles a small program per device and shape at the first save.
+    tree = jax.device_get(_to_tree(state))
     host = copy.deepcopy(host_state)
     digests = {"state": tree_digests(tree), "host": host_digest(host)}
     self._pending = epoch
