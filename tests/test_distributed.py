@@ -171,14 +171,22 @@ def _launch(config_file: str, workdir: str, cache: str, port: int, logs: str):
 
 
 def _run_lines(path: str) -> list[str]:
-  """The run's lines on a process's stdout (gloo prints its connections there too)."""
+  """The run's lines on a process's stdout: gloo prints its connections there too, from
+  several threads, so that its lines may come cut and interleaved."""
   with open(path) as f:
-    return [line for line in f.read().splitlines() if not line.startswith("[Gloo]")]
+    return [line for line in f.read().splitlines()
+            if "[Gloo]" not in line and "peer ranks" not in line and line.strip()]
 
 
 def _wait(processes, logs: str) -> None:
-  for process in processes:
-    process.wait(timeout=300)
+  """Waits for both; if one fails or hangs, the other is killed, not left waiting."""
+  try:
+    for process in processes:
+      process.wait(timeout=300)
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
   for process_id, process in enumerate(processes):
     with open(f"{logs}.{process_id}.err") as f:
       assert process.returncode == 0, f.read()[-4000:]
