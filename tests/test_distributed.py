@@ -23,11 +23,12 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
 from benchmarks import run_comparison
-from jaxsel import distributed, files
+from jaxsel import distributed, files, train
 from jaxsel.config_errors import UserError
 from tests import device_runs
 
@@ -243,3 +244,29 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_numbers(two_proce
   _wait(processes, logs + ".resumed")
   assert "resuming after epoch" in _run_lines(f"{logs}.resumed.0.out")[0]
   assert run_comparison.workdir_difference(two_process_run["workdir"], workdir) is None
+
+
+# --- what the replicated tables cost (README, "Scaling out") ----------------------------
+
+def _table_bytes_per_example(config, dataset) -> float:
+  """Bytes per example of a method's per-example device state: trackers and method state
+  leaves with an axis of the pool's size."""
+  method, plan = train._method_and_plan(config, dataset)  # pylint: disable=protected-access
+  num_ids = len(dataset.pool)
+  tree = ({name: t.init(num_ids) for name, t in method.trackers().items()},
+          method.initial_method_state(plan))
+  return sum(np.asarray(leaf).nbytes for leaf in jax.tree.leaves(tree)
+             if num_ids in np.shape(leaf)) / num_ids
+
+
+@pytest.mark.parametrize("method, fields, expected", [
+    ("full_data", {}, 0), ("prioritization", {}, 4),
+    ("prioritization", {"method.save_scores": True}, 4 + 4 * 3),
+    ("training_dynamics", {}, 56),
+    ("training_dynamics", {"method.per_epoch": True}, 56 + 5 * 3),
+    ("budgeted", {}, 16), ("selective_backprop", {}, 4)])
+def test_the_replicated_tables_take_the_bytes_the_readme_states(mnist1d_dir, method, fields,
+                                                                expected):
+  config = device_runs.with_method(device_runs.tiny_run_config(mnist1d_dir), method,
+                                   **fields)  # 3 epochs
+  assert _table_bytes_per_example(config, train.load_data(config)) == expected
