@@ -13,6 +13,9 @@ INSTALL_REQUIRES = [
     "etils[epath]>=1.15.0",
     "importlib_resources>=6.0",
     "array_record>=0.8.6",
+    # The streaming input path: parallel host reads (grain), ImageNet-style crops (Pillow).
+    "grain>=0.2.18",
+    "pillow>=10.0",
     "ml_collections>=1.1.0",
     "orbax-checkpoint>=0.12.8",
     "mnist1d>=0.0.2",

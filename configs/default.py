@@ -40,6 +40,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Per-channel input statistics; () = the dataset's usual constants.
       normalization_mean=(),
       normalization_std=(),
+      # Where inputs live: 'device' (read whole, held on the device, batches gathered
+      # inside jit: the fast path) | 'stream' (read by id from the ArrayRecord files chunk
+      # by chunk, for data larger than memory) | 'auto' (stream when the decoded float32
+      # train + test inputs exceed memory_budget_mb, or differ in size).
+      test_split="test",  # the source split evaluated as test ('validation': ImageNet)
+      storage="auto",
+      memory_budget_mb=4096,
+      read_threads=8,  # host threads reading and decoding on the streaming path
+      # > 0: ImageNet-style host crops to image_size² pixels (random resized crop + flip
+      # for training, centre crop of eval_crop_fraction of the shorter side otherwise),
+      # for images of varying size; streaming only. 0: inputs as stored.
+      image_size=0,
+      eval_crop_fraction=0.875,
   ))
 
   config.model = ml_collections.ConfigDict(dict(

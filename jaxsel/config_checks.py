@@ -65,6 +65,18 @@ def _check_dataset(data: ml_collections.ConfigDict) -> None:
   require(len(std) == len(mean), "dataset.normalization_std",
           f"as long as config.dataset.normalization_mean ({len(mean)} values; both [] for "
           "the dataset's own statistics)", std)
+  require(isinstance(data.test_split, str) and bool(data.test_split), "dataset.test_split",
+          "a split name of the dataset (str), e.g. 'test' or 'validation'", data.test_split)
+  require(data.storage in ("auto", "device", "stream"), "dataset.storage",
+          "'auto', 'device' or 'stream'", data.storage)
+  require(is_real(data.memory_budget_mb) and data.memory_budget_mb > 0,
+          "dataset.memory_budget_mb", "a number of MiB > 0", data.memory_budget_mb)
+  require(is_int(data.read_threads) and data.read_threads >= 1, "dataset.read_threads",
+          "an integer >= 1", data.read_threads)
+  require(is_int(data.image_size) and data.image_size >= 0, "dataset.image_size",
+          "an integer >= 0 (0: inputs as stored)", data.image_size)
+  require(is_real(data.eval_crop_fraction) and 0 < data.eval_crop_fraction <= 1,
+          "dataset.eval_crop_fraction", "in (0, 1]", data.eval_crop_fraction)
 
 
 def _check_model(model: ml_collections.ConfigDict) -> None:

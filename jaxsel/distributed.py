@@ -96,18 +96,45 @@ class Placement:
     with masked rows and sharded over ``data``, each process feeding its own columns."""
     if self.mesh is None:
       return example_ids, mask
-    width = padded_batch_size(example_ids.shape[-1], self.num_devices)
-    pad = [(0, 0)] * (example_ids.ndim - 1) + [(0, width - example_ids.shape[-1])]
-    example_ids = np.pad(example_ids, pad)
-    mask = np.pad(mask, pad)  # False: padding
-    return self._global(example_ids), self._global(mask)
+    example_ids, mask = self.padded(example_ids, mask)
+    columns = self.local_columns(example_ids.shape)
+    return (self.batch_rows(example_ids[:, columns], example_ids.shape),
+            self.batch_rows(mask[:, columns], mask.shape))
 
-  def _global(self, host: np.ndarray) -> jax.Array:
+  def padded_width(self, batch_size: int) -> int:
+    """The batch width a chunk of ``batch_size`` columns is laid out with."""
+    return batch_size if self.mesh is None else padded_batch_size(batch_size, self.num_devices)
+
+  def padded(self, example_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Host ids and mask ``[S, B]`` padded with masked columns to ``padded_width(B)``."""
+    width = self.padded_width(example_ids.shape[-1])
+    if width == example_ids.shape[-1]:
+      return example_ids, mask
+    pad = [(0, 0)] * (example_ids.ndim - 1) + [(0, width - example_ids.shape[-1])]
+    return np.pad(example_ids, pad), np.pad(mask, pad)  # mask False: padding
+
+  def local_columns(self, shape: tuple[int, ...]) -> slice:
+    """The batch columns (axis 1) of a padded chunk of ``shape`` this process feeds."""
+    if self.num_processes == 1:
+      return slice(None)
+    return _local_columns(self.batch_sharding(), tuple(shape[:2]))
+
+  def batch_rows_sharding(self) -> NamedSharding | None:
+    """How an array ``[S, B, ...]`` aligned with a chunk of ids is laid out (None: the
+    single-device path's default device)."""
+    return None if self.mesh is None else self.batch_sharding()
+
+  def batch_rows(self, local: np.ndarray, global_shape: tuple[int, ...]) -> jax.Array:
+    """An array ``[S, B, ...]`` aligned with a padded chunk of ids of ``global_shape``
+    ``[S, B]``, from this process's columns ``local`` (all of them on one process), on the
+    devices: sharded along axis 1 like the ids."""
+    if self.mesh is None:
+      return jax.device_put(local)
     sharding = self.batch_sharding()
     if self.num_processes == 1:
-      return jax.device_put(host, sharding)
-    columns = _local_columns(sharding, host.shape)
-    return jax.make_array_from_process_local_data(sharding, host[:, columns], host.shape)
+      return jax.device_put(local, sharding)
+    return jax.make_array_from_process_local_data(
+        sharding, local, (*global_shape[:2], *local.shape[2:]))
 
   def abstract(self, leaf) -> jax.ShapeDtypeStruct:
     """The shape, dtype and placement a jitted function will see ``leaf`` with."""

@@ -11,8 +11,19 @@ import ml_collections
 import numpy as np
 
 from jaxsel import distributed, metrics, steps
-from jaxsel.data import Dataset, iterators
+from jaxsel.data import Dataset, iterators, streaming
 from jaxsel.state import Predictor, TrainState, predictor
+
+
+def run_data(dataset: Dataset, config: ml_collections.ConfigDict):
+  """What a run's jitted passes read examples from: ``device_data``, or on the streaming
+  path (``dataset.streamed``) a ``streaming.StreamedData`` that reads each chunk's rows."""
+  if not dataset.streamed:
+    return device_data(dataset)
+  return streaming.StreamedData(
+      dataset, seed=config.seed, read_threads=config.dataset.read_threads,
+      view=streaming.HostView(image_size=config.dataset.image_size,
+                              eval_crop_fraction=config.dataset.eval_crop_fraction))
 
 
 def device_data(dataset: Dataset) -> dict[str, jax.Array]:

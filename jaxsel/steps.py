@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from jaxsel import augment, compilation, distributed, metrics, trackers
+from jaxsel.data import streaming
 from jaxsel.state import Predictor, TrainState, predictor
 
 Batch = dict[str, jax.Array]
@@ -177,16 +178,27 @@ def make_train_step(*, loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
   return train_step
 
 
-def _scan_real_steps(step, carry, example_ids, mask):
-  """Folds ``step(carry, ids [B], mask [B]) -> carry`` over the rows of ``example_ids:
-  [S, B]``; rows that are all padding are skipped (``lax.cond``) and cost nothing."""
+def _scan_real_steps(step, carry, data, example_ids, mask):
+  """Folds ``step(carry, batch) -> carry`` over the batches of ``example_ids: [S, B]``;
+  batches that are all padding are skipped (``lax.cond``) and cost nothing.
+
+  ``data`` is the device-held dataset (each batch gathered from it by id) or, on the
+  streaming path, the chunk's own ``streaming.Rows`` ``[S, B, ...]`` (scanned over).
+  """
+  streamed = isinstance(data, streaming.Rows)
 
   def body(carry, xs):
-    ids, step_mask = xs
-    carry = jax.lax.cond(jnp.any(step_mask), step, lambda c, *_: c, carry, ids, step_mask)
+    ids, step_mask, rows = xs
+    if streamed:
+      batch = {"inputs": rows.inputs, "labels": rows.labels, "example_ids": ids,
+               "mask": step_mask}
+    else:
+      batch = gather_batch(data, ids, step_mask)
+    carry = jax.lax.cond(jnp.any(step_mask), step, lambda c, _: c, carry, batch)
     return distributed.replicated(carry), None
 
-  return jax.lax.scan(body, carry, (example_ids, mask))[0]
+  xs = (example_ids, mask, data if streamed else None)
+  return jax.lax.scan(body, carry, xs)[0]
 
 
 def train_chunk(state, sums, data, example_ids, mask, epoch, *, step_fn):
@@ -196,12 +208,12 @@ def train_chunk(state, sums, data, example_ids, mask, epoch, *, step_fn):
   the device with no per-chunk host work.
   """
 
-  def step(carry, ids, step_mask):
+  def step(carry, batch):
     state, sums = carry
-    state, step_sums = step_fn(state, gather_batch(data, ids, step_mask), epoch)
+    state, step_sums = step_fn(state, batch, epoch)
     return state, jax.tree.map(jnp.add, sums, step_sums)
 
-  return _scan_real_steps(step, (state, sums), example_ids, mask)
+  return _scan_real_steps(step, (state, sums), data, example_ids, mask)
 
 
 def predict(model: Predictor | TrainState, inputs: jax.Array, mask: jax.Array) -> jax.Array:
@@ -213,15 +225,14 @@ def eval_chunk(model: Predictor, sums, data, example_ids, mask, *, num_bins,
                reference_binning):
   """Adds the accuracy / NLL / Brier / calibration sums of ``example_ids: [S, B]``."""
 
-  def step(sums, ids, step_mask):
-    batch = gather_batch(data, ids, step_mask)
-    logits = predict(model, batch["inputs"], step_mask)
+  def step(sums, batch):
+    logits = predict(model, batch["inputs"], batch["mask"])
     step_sums = metrics.calibration_sums(
-        logits, batch["labels"], step_mask, num_bins=num_bins,
+        logits, batch["labels"], batch["mask"], num_bins=num_bins,
         reference_binning=reference_binning)
     return jax.tree.map(jnp.add, sums, step_sums)
 
-  return _scan_real_steps(step, sums, example_ids, mask)
+  return _scan_real_steps(step, sums, data, example_ids, mask)
 
 
 def score_chunk(model: Predictor, tables, data, example_ids, mask, *, score_fn):
@@ -232,13 +243,13 @@ def score_chunk(model: Predictor, tables, data, example_ids, mask, *, score_fn):
   fresh score for every example, unlike the training-pass scores.
   """
 
-  def step(tables, ids, step_mask):
-    batch = gather_batch(data, ids, step_mask)
-    scores = score_fn(predict(model, batch["inputs"], step_mask), batch["labels"])
-    return {name: trackers.scatter_set(table, ids, scores[name], step_mask)
+  def step(tables, batch):
+    scores = score_fn(predict(model, batch["inputs"], batch["mask"]), batch["labels"])
+    return {name: trackers.scatter_set(table, batch["example_ids"], scores[name],
+                                       batch["mask"])
             for name, table in tables.items()}
 
-  return _scan_real_steps(step, tables, example_ids, mask)
+  return _scan_real_steps(step, tables, data, example_ids, mask)
 
 
 def per_example_grad_norms(model: Predictor, inputs: jax.Array, labels: jax.Array, *,
@@ -264,40 +275,53 @@ def per_example_grad_norms(model: Predictor, inputs: jax.Array, labels: jax.Arra
 def grad_norm_chunk(model: Predictor, table, data, example_ids, mask, *, loss_fn):
   """Writes ``per_example_grad_norms`` of ``example_ids: [S, B]`` into ``table: [N]``."""
 
-  def step(table, ids, step_mask):
-    batch = gather_batch(data, ids, step_mask)
+  def step(table, batch):
     norms = per_example_grad_norms(model, batch["inputs"], batch["labels"], loss_fn=loss_fn)
-    return trackers.scatter_set(table, ids, norms, step_mask)
+    return trackers.scatter_set(table, batch["example_ids"], norms, batch["mask"])
 
-  return _scan_real_steps(step, table, example_ids, mask)
+  return _scan_real_steps(step, table, data, example_ids, mask)
 
 
 class ChunkPass:
   """A jitted chunk function ``f(x, carry, data, ids, mask, *rest)``, called with host
   ``ids`` and ``mask`` ``[S, B]``: they are laid out for the run's devices first
-  (``distributed.Placement.batch``: on several devices, padded and sharded over them)."""
+  (``distributed.Placement.batch``: on several devices, padded and sharded over them).
 
-  def __init__(self, jitted):
+  On the streaming path ``data`` is a ``streaming.StreamedData``: the chunk's examples are
+  read here (``rows``), in the training view of epoch ``rest[0]`` for a train chunk and in
+  the eval view otherwise, and the jitted function gets them instead.
+  """
+
+  def __init__(self, jitted, *, trains: bool = False):
     self._jitted = jitted
+    self._trains = trains  # a train chunk: (state, sums, data, ids, mask, epoch)
 
-  def _placed(self, args: tuple) -> tuple:
+  def _placed(self, args: tuple, *, abstract: bool = False) -> tuple:
     placement = distributed.current()
+    data = args[2]
+    if isinstance(data, streaming.StreamedData):
+      if abstract:
+        data = data.abstract_rows(np.shape(args[3]), placement)
+      else:
+        epoch = int(args[5]) if self._trains else None
+        data = data.rows(args[3], args[4], epoch=epoch, placement=placement)
     ids, mask = placement.batch(args[3], args[4])
-    return (*placement.placed(args[:3]), ids, mask, *placement.placed(args[5:]))
+    return (*placement.placed((*args[:2], data)), ids, mask, *placement.placed(args[5:]))
 
   def __call__(self, *args):
     return self._jitted(*self._placed(args))
 
   def compile_ahead(self, *args) -> concurrent.futures.Future:
-    """Compiles for these arguments' shapes in the background (``compile_ahead``)."""
-    return compilation.compile_ahead(self._jitted, self._placed(args))
+    """Compiles for these arguments' shapes in the background (``compile_ahead``); on the
+    streaming path nothing is read for it."""
+    return compilation.compile_ahead(self._jitted, self._placed(args, abstract=True))
 
 
 def jit_train_chunk(step_fn: StepFn) -> ChunkPass:
   """``(state, sums, data, ids, mask, epoch) -> (state, sums)``, jitted; the state is
   donated (the sums are a few scalars, not worth it)."""
   return ChunkPass(jax.jit(functools.partial(train_chunk, step_fn=step_fn),
-                           donate_argnums=0))
+                           donate_argnums=0), trains=True)
 
 
 # Eval-mode passes take a ``Predictor``, whose tree structure is the same in every run with
@@ -327,8 +351,8 @@ class PredictorPass(ChunkPass):
   """An eval-mode pass jitted once per process, called with a ``TrainState`` or a
   ``Predictor``: ``pass_(model, carry, data, ids, mask) -> carry``."""
 
-  def _placed(self, args: tuple) -> tuple:
-    return super()._placed((_as_predictor(args[0]), *args[1:]))
+  def _placed(self, args: tuple, *, abstract: bool = False) -> tuple:
+    return super()._placed((_as_predictor(args[0]), *args[1:]), abstract=abstract)
 
 
 def jit_eval_chunk(*, num_bins: int, reference_binning: bool) -> PredictorPass:

@@ -28,7 +28,7 @@ from jaxsel import (augment, checkpoint, compilation, config_checks, console, di
                     selection, steps)
 from jaxsel import workdir as workdir_lib
 from jaxsel.config_errors import UserError
-from jaxsel.data import iterators, loading, variants
+from jaxsel.data import iterators, loading, streaming, variants
 from jaxsel.state import TrainState, abstract_train_state, create_train_state
 
 # Cost accounting, summed over epochs and kept in checkpoints.
@@ -50,7 +50,10 @@ def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
                                           tuple(data.normalization_std))
   return loading.load_dataset(
       data.name, data_dir=data.data_dir or None, train_fraction=data.train_fraction,
-      split_seed=data.split_seed, normalization=normalization)
+      split_seed=data.split_seed, normalization=normalization, storage=data.storage,
+      test_split=data.test_split,
+      memory_budget_mb=data.memory_budget_mb, view=streaming.HostView(
+          image_size=data.image_size, eval_crop_fraction=data.eval_crop_fraction))
 
 
 def _say(line: str) -> None:
@@ -104,8 +107,8 @@ _HUGE_INPUT = 1e6
 
 def _nonfinite_cause(config, dataset) -> str:
   """Which fields to look at, from what the inputs look like."""
-  inputs = dataset.pool.inputs
-  if not dataset.uint8_inputs:
+  if not dataset.uint8_inputs and not dataset.streamed:  # streamed: not read to inspect
+    inputs = dataset.pool.inputs
     finite = np.isfinite(inputs)
     largest = float(np.abs(inputs[finite]).max()) if finite.any() else math.inf
     if not finite.all() or largest > _HUGE_INPUT:
@@ -238,7 +241,7 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
                     trackers={name: t.init(len(dataset.pool))
                               for name, t in method.trackers().items()},
                     method_state=method.initial_method_state(plan))
-  data = evaluation.device_data(dataset)
+  data = evaluation.run_data(dataset, config)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   train_ahead = None
   if not _has_checkpoints(checkpoint_dir):

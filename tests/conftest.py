@@ -1,9 +1,13 @@
 """Shared fixtures: one prepared MNIST-1D for the whole session, tiny run configs."""
 
+import subprocess
+import sys
+
 import pytest
 
 from configs import default
 from jaxsel import data, methods
+from tests import equivalence
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +58,15 @@ def tiny_run_config(data_dir: str, **fields):
 def tiny_config(mnist1d_dir):
   """``tiny_run_config`` on the session's MNIST-1D."""
   return tiny_run_config(mnist1d_dir)
+
+
+@pytest.fixture(scope="session")
+def device_runs_dir(tmp_path_factory, mnist1d_dir):
+  """Every family's tiny runs on 1 and 4 CPU devices, in memory and streaming
+  (``tests/device_runs.py``, a process of its own), once for the session."""
+  out = str(tmp_path_factory.mktemp("devices"))
+  process = subprocess.run([sys.executable, "-m", "tests.device_runs", out, mnist1d_dir],
+                           cwd=equivalence.REPO, env=equivalence.environment(4), text=True,
+                           capture_output=True, timeout=900)
+  assert process.returncode == 0, process.stderr[-4000:]
+  return out

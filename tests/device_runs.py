@@ -1,13 +1,17 @@
-"""Every method family, tiny, on 1 device and on all of this process's devices.
+"""Every method family, tiny, on 1 device and on all of this process's devices, in memory
+and streaming.
 
     JAX_NUM_CPU_DEVICES=4 python -m tests.device_runs OUT DATA_DIR [FAMILY ...]
 
-Runs each family's config twice in this one process, with ``num_devices=1`` (the
+Runs each family's config three times in this one process: with ``num_devices=1`` (the
 single-device path) and ``num_devices=0`` (every device), into ``OUT/<family>/1`` and
-``OUT/<family>/all``; ``tests/test_distributed.py`` compares the two. A family that reads
-another run's scores (a target model, training dynamics) reads the 1-device run's, so that
-only the device count differs between its two runs. JAX must see its devices before it
-starts, hence a process of its own.
+``OUT/<family>/all``, which ``tests/test_distributed.py`` compares; and on every device with
+``dataset.storage='stream'`` into ``OUT/<family>/stream``, which ``tests/test_streaming.py``
+compares with ``all``. A family that reads another run's scores (a target model, training
+dynamics) reads the 1-device run's in memory and the streaming run's when streaming (a
+streamed dataset has a fingerprint of its own), so that only the device count or the
+storage differs between the runs compared. JAX must see its devices before it starts,
+hence a process of its own.
 """
 
 import os
@@ -40,13 +44,14 @@ FAMILIES = {
     "selective_backprop": ("selective_backprop", {"mixing.name": "mixup",
                                                   "method.history_size": 256}, None),
 }
-DEVICE_SETTINGS = {"1": 1, "all": 0}
+# name -> (config.num_devices, config.dataset.storage)
+SETTINGS = {"1": (1, "device"), "all": (0, "device"), "stream": (0, "stream")}
 # XLA compilations so far at the end of each epoch (any thread): "<workdir>.compilations.json"
 # beside each run's workdir.
 COMPILATIONS_SUFFIX = ".compilations.json"
 
 
-def config_for(family: str, data_dir: str, out: str, num_devices: int):
+def config_for(family: str, data_dir: str, out: str, setting: str):
   method, fields, needs = FAMILIES[family]
   # A checkpoint after the last epoch only (unless a family asks for more): what is compared
   # is the same either way, and the suite's time is short. Validation every epoch, so its
@@ -55,22 +60,25 @@ def config_for(family: str, data_dir: str, out: str, num_devices: int):
   config = with_method(tiny_run_config(data_dir), method, **{
       "train.num_epochs": EPOCHS, "figures": False,
       "checkpoint.every_epochs": 0, "checkpoint.every_seconds": 0.0, **fields})
-  extra = {"num_devices": num_devices}
+  num_devices, storage = SETTINGS[setting]
+  extra = {"num_devices": num_devices, "dataset.storage": storage}
   if needs is not None:
-    extra[needs[1]] = os.path.join(out, needs[0], "1")
+    extra[needs[1]] = os.path.join(out, needs[0], "stream" if storage == "stream" else "1")
   return override(config, **extra)
 
 
 def run(out: str, data_dir: str, families) -> None:
   compilation.CompileClock.start()
-  dataset = None
+  datasets = {}  # by storage
   for family in families:
     needs = FAMILIES[family][2]
     if needs is not None and needs[0] not in families:
       raise SystemExit(f"{family} needs {needs[0]}: list it first")
-    for name, num_devices in DEVICE_SETTINGS.items():
-      config = config_for(family, data_dir, out, num_devices)
-      dataset = dataset or train.load_data(config)
+    for name in SETTINGS:
+      config = config_for(family, data_dir, out, name)
+      storage = config.dataset.storage
+      dataset = datasets.setdefault(storage, None) or train.load_data(config)
+      datasets[storage] = dataset
       workdir = os.path.join(out, family, name)
       compilations = []
       train.train_and_evaluate(

@@ -3,24 +3,15 @@ gives the same selections and the same numbers.
 
 JAX fixes its device count when it starts, so the multi-device runs are processes of their
 own (``JAX_NUM_CPU_DEVICES``): ``tests/device_runs.py`` runs every family on 1 device and on
-4 in one process, once for the module; the multi-host runs are ``python -m jaxsel.main``
+4 in one process, once for the session; the multi-host runs are ``python -m jaxsel.main``
 processes joined by ``jax.distributed`` on localhost (gloo collectives on CPU).
 
-Tolerance. Selections must be identical: every epoch's subset digest, every epoch's count of
-back-propagated examples, every integer table. Float results may differ in their last bits:
-4 devices sum a batch's gradients, BatchNorm moments and metrics as 4 partial sums and an
-all-reduce, 1 device in one pass, and float32 addition is not associative. A few float32
-ulps per step, compounded over a tiny run's ~170 steps, stay far below 1e-4 (the largest
-measured differences: 7e-6 in a table scaled ~7, 3e-4 points of ECE); the test allows
-1e-4 relative for tables and NLL and 0.01 points for accuracy and ECE.
+Tolerance: ``tests/equivalence.py`` (selections identical, floats within float32 drift).
 """
 
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import jax
@@ -28,13 +19,13 @@ import numpy as np
 import pytest
 
 from benchmarks import run_comparison
-from jaxsel import distributed, files, train
+from jaxsel import distributed, train
 from jaxsel.config_errors import UserError
 from tests import device_runs
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RTOL = 1e-4
-POINTS = 0.01  # accuracy and ECE are in percent
+from tests.equivalence import assert_same_selections_and_numbers
+from tests.equivalence import records as _records, summary as _summary
+from tests.multihost import config_file_of as _config_file, free_port as _free_port
+from tests.multihost import launch as _launch, run_lines as _run_lines, wait as _wait
 
 
 # --- the single-device path -------------------------------------------------------------
@@ -64,65 +55,6 @@ def test_a_batch_is_padded_to_a_multiple_of_the_device_count(batch_size, devices
 
 # --- 1 device against 4, every family --------------------------------------------------
 
-def _records(workdir):
-  return files.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
-
-
-def _summary(workdir):
-  with open(os.path.join(workdir, "summary.json")) as f:
-    return json.load(f)
-
-
-def _env(devices: int, **extra) -> dict:
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices),
-         "PYTHONPATH": _REPO, **extra}
-  env.pop("XLA_FLAGS", None)
-  return env
-
-
-@pytest.fixture(scope="module")
-def device_runs_dir(tmp_path_factory, mnist1d_dir):
-  out = str(tmp_path_factory.mktemp("devices"))
-  process = subprocess.run([sys.executable, "-m", "tests.device_runs", out, mnist1d_dir],
-                           cwd=_REPO, env=_env(4), text=True, capture_output=True,
-                           timeout=900)
-  assert process.returncode == 0, process.stderr[-4000:]
-  return out
-
-
-def _without_devices(metadata: np.ndarray) -> dict:
-  value = json.loads(str(metadata))
-  value["config"].pop("num_devices")
-  return value
-
-
-def assert_same_selections_and_numbers(reference: str, run: str) -> None:
-  """Identical selections and integer tables; float results within the tolerance."""
-  ref_records, run_records = _records(reference), _records(run)
-  assert [r["epoch"] for r in run_records] == [r["epoch"] for r in ref_records]
-  for key in ("subset_digest", "num_selected", "num_backpropagated", "num_steps"):
-    assert [r[key] for r in run_records] == [r[key] for r in ref_records], key
-  ref, got = _summary(reference), _summary(run)
-  for key in ("test_accuracy", "test_ece", "val_accuracy", "val_ece"):
-    assert abs(got[key] - ref[key]) <= POINTS, (key, ref[key], got[key])
-  assert got["test_nll"] == pytest.approx(ref["test_nll"], rel=RTOL)
-  assert got["num_train_examples_seen"] == ref["num_train_examples_seen"]
-  names = sorted(n for n in os.listdir(reference) if n.endswith(".npz"))
-  assert names == sorted(n for n in os.listdir(run) if n.endswith(".npz"))
-  for name in names:
-    with np.load(os.path.join(reference, name)) as a, np.load(os.path.join(run, name)) as b:
-      assert sorted(a.files) == sorted(b.files), name
-      for key in a.files:
-        if key == "metadata":  # the config that made the file: its num_devices differs
-          assert _without_devices(b[key]) == _without_devices(a[key])
-        elif a[key].dtype.kind == "f":
-          scale = max(float(np.abs(a[key]).max(initial=0.0)), 1.0)
-          np.testing.assert_allclose(b[key], a[key], rtol=0, atol=RTOL * scale,
-                                     err_msg=f"{name} {key}")
-        else:
-          np.testing.assert_array_equal(b[key], a[key], err_msg=f"{name} {key}")
-
-
 @pytest.mark.parametrize("family", list(device_runs.FAMILIES))
 def test_four_devices_choose_the_same_examples_and_give_the_numbers_of_one(
     device_runs_dir, family):
@@ -140,58 +72,6 @@ def test_four_devices_choose_the_same_examples_and_give_the_numbers_of_one(
 
 
 # --- 2 processes x 2 devices against 1 process x 4 --------------------------------------
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
-def _config_file(tmp_path, reference_dir: str) -> str:
-  """A config file whose config is the one ``reference_dir`` ran (its config.json)."""
-  path = tmp_path / "same_config.py"
-  path.write_text("import json\nimport ml_collections\n\n\ndef get_config():\n"
-                  f"  with open({os.path.join(reference_dir, 'config.json')!r}) as f:\n"
-                  "    return ml_collections.ConfigDict(json.load(f))\n")
-  return str(path)
-
-
-def _launch(config_file: str, workdir: str, cache: str, port: int, logs: str):
-  """Two processes of one run, 2 CPU devices each; their stdout/stderr go to ``logs``."""
-  processes = []
-  for process_id in range(2):
-    out = open(f"{logs}.{process_id}.out", "w")
-    err = open(f"{logs}.{process_id}.err", "w")
-    processes.append(subprocess.Popen(
-        [sys.executable, "-m", "jaxsel.main", f"--config={config_file}",
-         f"--workdir={workdir}", f"--compilation_cache={cache}",
-         f"--coordinator_address=localhost:{port}", "--num_processes=2",
-         f"--process_id={process_id}", "--distributed_timeout=60"],
-        cwd=_REPO, env=_env(2), stdout=out, stderr=err))
-  return processes
-
-
-def _run_lines(path: str) -> list[str]:
-  """The run's lines on a process's stdout: gloo prints its connections there too, from
-  several threads, so that its lines may come cut and interleaved."""
-  with open(path) as f:
-    return [line for line in f.read().splitlines()
-            if "[Gloo]" not in line and "peer ranks" not in line and line.strip()]
-
-
-def _wait(processes, logs: str) -> None:
-  """Waits for both; if one fails or hangs, the other is killed, not left waiting."""
-  try:
-    for process in processes:
-      process.wait(timeout=300)
-  finally:
-    for process in processes:
-      if process.poll() is None:
-        process.kill()
-  for process_id, process in enumerate(processes):
-    with open(f"{logs}.{process_id}.err") as f:
-      assert process.returncode == 0, f.read()[-4000:]
-
 
 @pytest.fixture(scope="module")
 def two_process_run(device_runs_dir, tmp_path_factory):

@@ -62,7 +62,7 @@ def test_every_option_of_every_model_has_a_check():
     assert sorted(models.OPTION_CHECKS[name]) == models.options(name), name
   assert models.options("cnn1d") == ["channels", "conv_impl", "dtype", "kernel_sizes",
                                      "padding", "strides", "use_batchnorm"]
-  assert models.options("resnet18") == ["conv_impl", "dtype", "num_filters"]
+  assert models.options("resnet18") == ["conv_impl", "dtype", "num_filters", "stem"]
 
 
 @pytest.mark.parametrize("name,kwargs", [

@@ -10,7 +10,11 @@ ARG = "DATASET[,CALIBRATION[,PERCENT[,VARIANT]]]":
   first 10 on all data, 90/10 train/validation split, 15 ECE bins, crop + flip) or
   ``mnist1d`` (the same protocol on ``mnist1d/large``, 45,000 / 5,000 / 10,000 examples,
   with the MNIST-1D paper's CNN at batch 32 and lr 0.05, which runs on a CPU; 100 epochs
-  of which the first 5 on all data, half the paper's schedule).
+  of which the first 5 on all data, half the paper's schedule), or ``imagenet2012`` (not in
+  the paper: its CIFAR-100 settings, lr 0.1 and CIFAR-100's calibration hyper-parameters,
+  on ImageNet-1k streamed, with ResNet-34 given the ImageNet stem, batch 256 and 90 epochs
+  of which the first 5 on all data, Inception-style host crops at 224 px; see
+  ``configs/papers/imagenet.py``).
 - CALIBRATION: ``none`` | ``label_smoothing`` | ``mixup`` | ``focal``, each with the
   hyper-parameter the paper used in that cell (``CELL_HPARAMS``; MNIST-1D uses CIFAR-10's).
 - PERCENT: ``100`` | ``30`` | ``20`` | ``10``: examples per epoch after warm-up, chosen by
@@ -37,8 +41,9 @@ Paper numbers (test accuracy / ECE, %, last epoch), Table 1, CIFAR-10, cross-ent
 import ml_collections
 
 from configs import default
+from configs.papers import imagenet
 
-DATASETS = ("cifar10", "cifar100", "mnist1d")
+DATASETS = ("cifar10", "cifar100", "mnist1d", "imagenet2012")
 CALIBRATIONS = ("none", "label_smoothing", "mixup", "focal")
 PERCENTS = (100, 30, 20, 10)
 VARIANTS = ("", "target", "random")
@@ -63,7 +68,10 @@ CELL_HPARAMS = {
                      "focal": {100: 1.0, 30: 2.0, 20: 3.0, 10: 2.0}},
     },
 }
-TARGET_MIXUP_ALPHA = {"cifar10": 0.3, "cifar100": 0.25, "mnist1d": 0.3}
+TARGET_MIXUP_ALPHA = {"cifar10": 0.3, "cifar100": 0.25, "mnist1d": 0.3,
+                      "imagenet2012": 0.25}
+# Whose calibration cells a dataset outside the paper uses.
+CELLS_OF = {"mnist1d": "cifar10", "imagenet2012": "cifar100"}
 # The config field of each calibration's hyper-parameter: (section, field).
 HPARAM_FIELD = {"label_smoothing": ("loss", "label_smoothing"), "mixup": ("mixing", "alpha"),
                 "focal": ("loss", "focal_gamma")}
@@ -105,6 +113,13 @@ def _base(dataset: str) -> ml_collections.ConfigDict:
       # Half the paper's schedule, same 5 % warm-up share: the CNN converges on MNIST-1D
       # well within it, and the 94-run grid then fits in under an hour on 2 CPU cores.
       config.train.num_epochs = 100
+      config.method.warmup_epochs = 5
+    elif dataset == "imagenet2012":
+      imagenet.use_imagenet(config, model="resnet34")
+      config.optimizer.learning_rate = 0.1
+      # Batch 32 would make an ImageNet epoch 40,000 steps; 256 is the usual batch there.
+      config.train.batch_size = 256
+      config.train.num_epochs = 90
       config.method.warmup_epochs = 5
     else:
       config.dataset.name = dataset
@@ -157,7 +172,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     value = None
     if calibration != "none":
       table = 2 if variant == "target" else 1
-      hparams = CELL_HPARAMS[table]["cifar10" if dataset == "mnist1d" else dataset]
+      hparams = CELL_HPARAMS[table][CELLS_OF.get(dataset, dataset)]
       value = hparams[calibration][percent]
     set_calibration(config, calibration, value)
     if percent < 100:

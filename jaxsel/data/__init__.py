@@ -1,13 +1,14 @@
 """Datasets as host NumPy arrays, read from TFDS without TensorFlow.
 
-Importing this package registers the TFDS builders ``mnist1d`` and
-``fashion_mnist_local``, so ``tfds.builder`` finds them by name. It costs the import of
+Importing this package registers the TFDS builders ``mnist1d``, ``fashion_mnist_local``
+and ``synthetic_images``, so ``tfds.builder`` finds them by name. It costs the import of
 ``tensorflow_datasets`` (~0.25 s); the ``mnist1d`` generator (scipy, matplotlib) is
 imported only when that builder is prepared.
 """
 
 from jaxsel.data import fashion_mnist_builder
 from jaxsel.data import mnist1d_builder
+from jaxsel.data import synthetic_builder
 from jaxsel.data.dataset import ArraySplit
 from jaxsel.data.dataset import Dataset
 from jaxsel.data.dataset import Normalization

@@ -58,6 +58,10 @@ class ArraySplit:
   def __len__(self) -> int:
     return len(self.labels)
 
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return tuple(self.inputs.shape[1:])
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -68,7 +72,9 @@ class Dataset:
 
   name: str
   num_classes: int
-  pool: ArraySplit  # source train split; train and validation ids index it
+  # Source train split; train and validation ids index it. A `streaming.StreamSplit` (labels
+  # on the host, inputs read by id) on the streaming path, with `test` one too.
+  pool: ArraySplit
   train_ids: np.ndarray  # int32 [N_train], sorted
   validation_ids: np.ndarray  # int32 [N_val], sorted, disjoint from train_ids
   test: ArraySplit
@@ -77,10 +83,19 @@ class Dataset:
   # normalising), so a variant can recover and change the stored values exactly. Not part
   # of the fingerprint (the inputs themselves are).
   uint8_inputs: bool = False
+  # Streaming only: what identifies the sources (builder, version, view), which the
+  # fingerprint hashes in place of the input values.
+  source_identity: str = ""
 
   @property
   def input_shape(self) -> tuple[int, ...]:
-    return tuple(self.pool.inputs.shape[1:])
+    return self.pool.input_shape
+
+  @property
+  def streamed(self) -> bool:
+    """Whether inputs are read from the data sources by id (``dataset.storage='stream'``)
+    rather than held in host arrays."""
+    return not isinstance(self.pool, ArraySplit)
 
   @functools.cached_property
   def fingerprint(self) -> str:

@@ -24,13 +24,16 @@ import tensorflow_datasets as tfds
 from jaxsel.config_errors import UserError, suggestion
 from jaxsel.data import fashion_mnist_builder
 from jaxsel.data import mnist1d_builder
+from jaxsel.data import streaming
+from jaxsel.data import synthetic_builder
 from jaxsel.data.dataset import ArraySplit
 from jaxsel.data.dataset import Dataset
 # Defined next to `Dataset`, which holds one; still importable from here as before.
 from jaxsel.data.dataset import Normalization
 
 # Builders of this package: they need neither internet nor TensorFlow to prepare.
-LOCAL_BUILDERS = (mnist1d_builder.Mnist1d.name, fashion_mnist_builder.FashionMnistLocal.name)
+LOCAL_BUILDERS = (mnist1d_builder.Mnist1d.name, fashion_mnist_builder.FashionMnistLocal.name,
+                  synthetic_builder.SyntheticImages.name)
 # Catalog datasets with known normalisation constants. Other catalog names are accepted
 # too (their statistics are then computed from the training ids).
 SUPPORTED_CATALOG_DATASETS = ('cifar10', 'cifar100', 'svhn_cropped', 'mnist', 'fashion_mnist')
@@ -54,6 +57,10 @@ NORMALIZATION: dict[str, Normalization] = {
     # Identity: the mnist1d generator already centres the whole generated set and scales
     # it to std 1 before splitting it.
     'mnist1d': Normalization((0.0,), (1.0,)),
+    # The usual ImageNet constants (torchvision's, also those of the coreset reference).
+    # Close to the generated statistics; fixed so both storage paths use the same constants.
+    'synthetic_images': Normalization((0.5, 0.5, 0.5), (0.3, 0.3, 0.3)),
+    'imagenet2012': Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
 
@@ -120,6 +127,13 @@ def dataset_fingerprint(dataset: Dataset) -> str:
   for ids in (dataset.pool.labels, dataset.test.labels, dataset.train_ids,
               dataset.validation_ids):
     add(np.ascontiguousarray(ids, dtype='<i4'))  # no copy: loaded ids are int32
+  if dataset.streamed:
+    # Reading every input would cost a pass over the whole dataset (ImageNet: ~150 GB), so
+    # a streamed dataset's digest covers what identifies its sources instead: builder,
+    # version, host view and normalisation (``source_identity``). It therefore differs from
+    # the same data's in-memory digest.
+    add(b'stream:' + dataset.source_identity.encode())
+    return digest.hexdigest()[:16]
   for inputs in (dataset.pool.inputs, dataset.test.inputs):
     add(np.ascontiguousarray(inputs, dtype='<f4'))  # no copy: loaded inputs are float32
   return digest.hexdigest()[:16]
@@ -329,6 +343,9 @@ def normalize(inputs: np.ndarray, normalization: Normalization) -> np.ndarray:
   return inputs
 
 
+STORAGES = ('auto', 'device', 'stream')
+
+
 def load_dataset(
     name: str,
     *,
@@ -336,6 +353,10 @@ def load_dataset(
     train_fraction: float = 0.9,
     split_seed: int = 42,
     normalization: Normalization | None = None,
+    storage: str = 'device',
+    memory_budget_mb: float = 4096,
+    test_split: str = 'test',
+    view: streaming.HostView = streaming.HostView(),
 ) -> Dataset:
   """Loads a TFDS dataset into host arrays, its train split divided by id.
 
@@ -352,7 +373,16 @@ def load_dataset(
     normalization: constants to normalise with, used as given (references differ, e.g.
       CIFAR-10 std (0.2023, 0.1994, 0.2010) or (0.2470, 0.2435, 0.2616)), on the scale of
       ``Normalization``. None: ``NORMALIZATION[builder]``, or statistics of the training
-      ids when there is no entry.
+      ids when there is no entry (on the streaming path, of a seeded sample of them).
+    storage: 'device' reads every input into host arrays (the in-memory path); 'stream'
+      keeps only labels and the data sources (``Dataset.streamed``, see
+      ``jaxsel.data.streaming``); 'auto' streams when the decoded float32 inputs of the
+      train and test splits would exceed ``memory_budget_mb`` or differ in shape.
+    memory_budget_mb: the budget 'auto' compares against (MiB).
+    test_split: the source split evaluated as the test set ('validation' for ImageNet,
+      whose 'test' split has no labels).
+    view: how a stored example becomes an input on the streaming path (an ImageNet-style
+      host crop when ``view.image_size`` > 0, which needs 'stream' or 'auto').
 
   Returns:
     A Dataset whose inputs are float32 and normalised as above, labels int32, and
@@ -374,8 +404,17 @@ def load_dataset(
   input_key, label_key = _feature_keys(builder)
   # `builder.info.splits` is empty under `tfds.testing.mock_data`; sizes come from the
   # data sources.
-  sources = {split: _data_source(builder, name, split, data_dir)
-             for split in ('train', 'test')}
+  known_splits = list(builder.info.splits)  # empty under `tfds.testing.mock_data`
+  if known_splits and test_split not in known_splits:
+    raise UserError(f'config.dataset.test_split is {test_split!r}, but dataset {name!r} has '
+                    f'the splits {", ".join(known_splits)}')
+  sources = {'train': _data_source(builder, name, 'train', data_dir),
+             'test': _data_source(builder, name, test_split, data_dir)}
+  if _streams(builder, name, input_key, sources, storage=storage,
+              memory_budget_mb=memory_budget_mb, view=view):
+    return _streaming_dataset(builder, name, sources, input_key, label_key,
+                              train_fraction=train_fraction, split_seed=split_seed,
+                              normalization=normalization, view=view)
 
   started = time.perf_counter()
   raw = {split: read_arrays(source, input_key, label_key)
@@ -402,4 +441,78 @@ def load_dataset(
       test=ArraySplit(normalize(test_inputs, normalization), raw['test'][1]),
       normalization=normalization,
       uint8_inputs=bool(raw['train'][0].dtype == np.uint8),
+  )
+
+
+def _stored_shape(builder: tfds.core.DatasetBuilder, input_key: str) -> tuple:
+  return tuple(builder.info.features[input_key].shape)
+
+
+def _streams(builder, name: str, input_key: str, sources: dict, *, storage: str,
+             memory_budget_mb: float, view: streaming.HostView) -> bool:
+  """Whether this dataset takes the streaming path (UserError for a choice that cannot
+  work: a host crop in memory, images of varying size without one)."""
+  if storage not in STORAGES:
+    raise UserError(f'config.dataset.storage is {storage!r}; allowed: {", ".join(STORAGES)}')
+  shape = _stored_shape(builder, input_key)
+  varying = any(size is None for size in shape)
+  if view.image_size and storage == 'device':
+    raise UserError(f'config.dataset.image_size is {view.image_size}: the host-side crop runs '
+                    "on the streaming path only; set config.dataset.storage to 'stream' or "
+                    "'auto' (or image_size to 0)")
+  if view.image_size and len(shape) not in (2, 3):
+    raise UserError(f'config.dataset.image_size is {view.image_size}, but dataset {name!r} '
+                    f'(config.dataset.name) has inputs of shape {shape}, not images '
+                    '[H, W] or [H, W, C]; set image_size to 0')
+  if varying and not view.image_size:
+    raise UserError(f'dataset {name!r} (config.dataset.name) has inputs of varying shape '
+                    f'{shape}: set config.dataset.image_size (e.g. 224) to crop them to one '
+                    'size on the host, with config.dataset.storage \'stream\' or \'auto\'')
+  if storage != 'auto':
+    return storage == 'stream'
+  if view.image_size:
+    return True
+  num_rows = sum(len(source) for source in sources.values())
+  return streaming.decoded_bytes(num_rows, shape) > memory_budget_mb * 2**20
+
+
+def _streaming_dataset(builder, name: str, sources: dict, input_key: str, label_key: str, *,
+                       train_fraction: float, split_seed: int,
+                       normalization: Normalization | None,
+                       view: streaming.HostView) -> Dataset:
+  """The dataset with labels on the host and inputs left in ``sources``."""
+  started = time.perf_counter()
+  labels = {split: streaming.read_labels(source, label_key)
+            for split, source in sources.items()}
+  logging.info('Read the labels of %s (%d + %d examples) in %.1f s', name,
+               len(labels['train']), len(labels['test']), time.perf_counter() - started)
+  train_ids, validation_ids = split_train_validation(
+      len(labels['train']), train_fraction=train_fraction, seed=split_seed)
+  stored = _stored_shape(builder, input_key)
+  uint8 = builder.info.features[input_key].np_dtype == np.uint8
+  if view.image_size:  # the crop's output: [size, size, C] (C = 1 for [H, W] images)
+    shape = (view.image_size, view.image_size, stored[-1] if len(stored) == 3 else 1)
+  else:
+    shape = stored
+  num_channels = shape[-1] if len(shape) >= 3 else 1
+  if normalization is not None:
+    check_normalization(normalization, num_channels)
+  elif builder.name in NORMALIZATION:
+    normalization = NORMALIZATION[builder.name]
+  else:
+    normalization = compute_normalization(
+        streaming.sample_inputs(sources['train'], train_ids, input_key, shape=shape, view=view,
+                                uint8=uint8, seed=split_seed), slice(None))
+  identity = (f'{builder.info.full_name}|{view}|{normalization}|'
+              f'{len(sources["train"])}+{len(sources["test"])}')
+  return Dataset(
+      name=name,
+      num_classes=builder.info.features[label_key].num_classes,
+      pool=streaming.StreamSplit(sources['train'], labels['train'], input_key, shape),
+      train_ids=train_ids,
+      validation_ids=validation_ids,
+      test=streaming.StreamSplit(sources['test'], labels['test'], input_key, shape),
+      normalization=normalization,
+      uint8_inputs=bool(uint8),
+      source_identity=identity,
   )

@@ -302,15 +302,23 @@ def apply(config, dataset: Dataset) -> tuple[Dataset, Record | None]:
 
   labels, changed = label_noise(dataset.pool.labels, kept, noise.label_percent,
                                 dataset.num_classes, host_rng(config.seed, "label_noise"))
-  value_range = None if dataset.uint8_inputs else _value_range(dataset)
-  inputs, per_example = value_noise(
-      dataset.pool.inputs, kept, percent=noise.value_percent, mean=noise.value_mean,
-      std=noise.value_std, overflow=noise.value_overflow,
-      normalization=dataset.normalization, uint8=dataset.uint8_inputs,
-      value_range=value_range, rng=host_rng(config.seed, "value_noise"))
-  pool = dataset.pool
-  if labels is not pool.labels or inputs is not pool.inputs:
-    pool = ArraySplit(inputs=inputs, labels=labels)
+  pool, value_range, per_example = dataset.pool, None, 0
+  if dataset.streamed and noise.value_percent > 0:
+    raise UserError("config.noise.value_percent is "
+                    f"{noise.value_percent}: input noise is drawn over the inputs held in "
+                    "memory, and this dataset streams (config.dataset.storage); use "
+                    "storage='device' or no input noise")
+  if not dataset.streamed:
+    value_range = None if dataset.uint8_inputs else _value_range(dataset)
+    inputs, per_example = value_noise(
+        dataset.pool.inputs, kept, percent=noise.value_percent, mean=noise.value_mean,
+        std=noise.value_std, overflow=noise.value_overflow,
+        normalization=dataset.normalization, uint8=dataset.uint8_inputs,
+        value_range=value_range, rng=host_rng(config.seed, "value_noise"))
+    if inputs is not pool.inputs:
+      pool = ArraySplit(inputs=inputs, labels=pool.labels)
+  if labels is not pool.labels:
+    pool = dataclasses.replace(pool, labels=labels)
   variant = dataclasses.replace(dataset, pool=pool, train_ids=kept)
 
   num_locations, channels = locations(dataset.input_shape)

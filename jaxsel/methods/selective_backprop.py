@@ -120,7 +120,7 @@ class SelectiveBackprop(base.Method):
     rows, width = 2 * self.config.train.batch_size, self._mixing_width()
     return {
         "queue": {"inputs": np.zeros((rows, *self.dataset.input_shape),
-                                     self.dataset.pool.inputs.dtype),
+                                     np.float32),  # inputs are float32 on both paths
                   "labels": np.zeros((rows, width), np.int32),
                   "weights": np.zeros((rows, width), np.float32),
                   "ids": np.zeros(rows, np.int32)},

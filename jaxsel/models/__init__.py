@@ -14,7 +14,7 @@ no per-device ("ghost") BatchNorm, so a run's numbers do not depend on the devic
 Models (``MODELS``): ``mlp``; ``cnn1d`` (the MNIST-1D CNN); ``cnn2d`` (a small
 image CNN); ``mnist_cnn`` (the example-forgetting MNIST CNN, 28x28 inputs, optional
 dropout and log-probability outputs); ``resnet18`` / ``resnet34`` / ``resnet50``
-(CIFAR-style ResNets).
+(CIFAR-style ResNets; ``stem='imagenet'`` for the ImageNet stem).
 
 Precision: every model has a ``dtype`` option (``config.model.kwargs.dtype``), 'float32'
 (the default) or 'bfloat16'. With 'bfloat16' the inputs are cast to bfloat16 on entry and
@@ -98,7 +98,8 @@ _BOOL = (lambda v: isinstance(v, bool), "True or False")
 _CONV_IMPL = (lambda v: isinstance(v, str) and v in CONV_IMPLS,
               f"one of {', '.join(CONV_IMPLS)}")
 _DTYPE = (lambda v: isinstance(v, str) and v in DTYPES, f"one of {', '.join(DTYPES)}")
-_RESNET = {"num_filters": _POSITIVE, "conv_impl": _CONV_IMPL, "dtype": _DTYPE}
+_RESNET = {"num_filters": _POSITIVE, "conv_impl": _CONV_IMPL, "dtype": _DTYPE,
+           "stem": (lambda v: v in ("cifar", "imagenet"), "'cifar' or 'imagenet'")}
 OPTION_CHECKS = {
     "mlp": {"hidden_sizes": _SIZES, "dtype": _DTYPE},
     "cnn1d": {"channels": _SIZES_OR_ONE, "kernel_sizes": _SIZES_OR_ONE,
@@ -199,6 +200,9 @@ def get_model(name: str, *, num_classes: int, **kwargs) -> nn.Module:
       cannot be built with (``check_options``).
   """
   check_options(name, kwargs)
+  # Lists (a config read back from JSON, a list on the command line) as tuples: a Flax
+  # module's fields must be hashable.
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
   return MODELS[name](num_classes=num_classes, **kwargs)
 
 

@@ -1,7 +1,11 @@
-"""CIFAR-style ResNets (He et al., 2016, as commonly adapted to 32x32 inputs).
+"""CIFAR-style ResNets (He et al., 2016, as commonly adapted to 32x32 inputs), and the
+ImageNet stem.
 
-Stem: conv3x3 64, stride 1, no bias -> BN -> ReLU, and no max-pool, so a 32x32
-image stays 32x32 in the first stage. Four stages of widths 64/128/256/512
+Stem (``stem='cifar'``, the default): conv3x3 64, stride 1, no bias -> BN -> ReLU, and no
+max-pool, so a 32x32 image stays 32x32 in the first stage. ``stem='imagenet'``: the
+original network's conv7x7 stride 2 -> BN -> ReLU -> 3x3 max-pool stride 2 (a 224x224 image
+is 56x56 in the first stage), as torchvision's ImageNet ResNets, which the coverage-centric
+coreset reference trains on ImageNet. Four stages of widths 64/128/256/512
 (times the block's expansion), the first block of stages 2-4 striding by 2.
 Head: global average pooling -> Dense. With 10 classes the parameter counts
 (BN scale/bias included, running statistics excluded) are those of the usual
@@ -95,6 +99,8 @@ class ResNet(nn.Module):
     conv_impl: 'auto' | 'im2col' | 'xla', see layers.resolve_conv_impl.
     dtype: compute precision, 'float32' or 'bfloat16' (params, BatchNorm statistics
       and logits stay float32; see the models package docstring).
+    stem: 'cifar' (conv3x3 stride 1) or 'imagenet' (conv7x7 stride 2, 3x3 max-pool
+      stride 2).
   """
   stage_sizes: Sequence[int]
   block_cls: Any
@@ -102,6 +108,7 @@ class ResNet(nn.Module):
   num_filters: int = 64
   conv_impl: str = "auto"
   dtype: str = "float32"
+  stem: str = "cifar"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None,
@@ -113,7 +120,11 @@ class ResNet(nn.Module):
     impl = layers.resolve_conv_impl(self.conv_impl)
     dtype = layers.resolve_dtype(self.dtype)
     x = x.astype(dtype)
-    x = nn.relu(_conv_bn(x, self.num_filters, 3, 1, impl, train, mask, dtype))
+    if self.stem == "imagenet":
+      x = nn.relu(_conv_bn(x, self.num_filters, 7, 2, impl, train, mask, dtype))
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    else:
+      x = nn.relu(_conv_bn(x, self.num_filters, 3, 1, impl, train, mask, dtype))
     for stage, num_blocks in enumerate(self.stage_sizes):
       for block in range(num_blocks):
         strides = 2 if stage > 0 and block == 0 else 1
