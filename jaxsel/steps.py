@@ -187,14 +187,17 @@ def _scan_real_steps(step, carry, data, example_ids, mask):
   """
   streamed = isinstance(data, streaming.Rows)
 
-  def body(carry, xs):
+  def real_step(carry, xs):
     ids, step_mask, rows = xs
     if streamed:
       batch = {"inputs": rows.inputs, "labels": rows.labels, "example_ids": ids,
                "mask": step_mask}
-    else:
+    else:  # gathered inside the branch: a skipped step gathers nothing
       batch = gather_batch(data, ids, step_mask)
-    carry = jax.lax.cond(jnp.any(step_mask), step, lambda c, _: c, carry, batch)
+    return step(carry, batch)
+
+  def body(carry, xs):
+    carry = jax.lax.cond(jnp.any(xs[1]), real_step, lambda c, _: c, carry, xs)
     return distributed.replicated(carry), None
 
   xs = (example_ids, mask, data if streamed else None)
