@@ -195,21 +195,6 @@ def test_eval_view():
   np.testing.assert_array_equal(small, ip.crop_and_resize(image, (16, 48, 224, 224), 64))
 
 
-def test_to_normalized_float():
-  image = np.random.default_rng(2).integers(0, 256, size=(8, 9, 3), dtype=np.uint8)
-  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-  out = ip.to_normalized_float(image, mean, std)
-  assert out.dtype == np.float32 and out.shape == image.shape
-  np.testing.assert_allclose(out, (image / 255.0 - np.asarray(mean)) / np.asarray(std),
-                             rtol=1e-5, atol=1e-5)
-  f32 = np.float32
-  by_hand = ((image.astype(f32) / f32(255)) - np.asarray(mean, f32)) / np.asarray(std, f32)
-  np.testing.assert_array_equal(out, by_hand)
-  # Bit-identical to the in-memory loader's path.
-  loader = loading.normalize(loading.to_float(image), Normalization(mean=mean, std=std))
-  np.testing.assert_array_equal(out, loader)
-
-
 @pytest.mark.parametrize('shape', [(40, 50), (40, 50, 1)])
 def test_grayscale(shape):
   image = np.random.default_rng(3).integers(0, 256, size=shape, dtype=np.uint8)

@@ -103,6 +103,17 @@ def test_streamed_inputs_are_bit_identical_to_the_loaded_arrays(mnist1d_dir):
   np.testing.assert_array_equal(data.read(ids, epoch=None), every[ids])
 
 
+def test_without_known_constants_a_stream_normalises_by_a_sample_of_training_ids(
+    mnist1d_dir, monkeypatch):
+  monkeypatch.delitem(loading.NORMALIZATION, "mnist1d")
+  held = loading.load_dataset("mnist1d", data_dir=mnist1d_dir, storage="device")
+  streamed = loading.load_dataset("mnist1d", data_dir=mnist1d_dir, storage="stream")
+  # All 3,600 training ids in memory, a seeded 2,048 of them streamed.
+  assert streamed.normalization.mean[0] == pytest.approx(held.normalization.mean[0], abs=0.03)
+  assert streamed.normalization.std[0] == pytest.approx(held.normalization.std[0], rel=0.03)
+  assert held.normalization.mean[0] != streamed.normalization.mean[0]
+
+
 class _HalfColumns:
   """A placement whose process feeds the first half of each batch's columns (as process 0
   of 2 does), recording what it is handed."""

@@ -22,9 +22,8 @@ the example lands in, the order of the stream, or the thread or process that dec
   ``crop_fraction = 224 / 256 = 0.875`` this is the ResNet ImageNet evaluation ("resize the
   shorter side to 256, centre-crop 224") done as one crop then one resize.
 
-``to_normalized_float`` turns the uint8 view into the model's float32 input with the same
-float32 operations as ``jaxsel.data.loading.to_float`` followed by ``normalize``, so a
-streamed example is bit-identical to the same pixels from the in-memory loader.
+The uint8 view then becomes the model's input through ``jaxsel.data.normalization``
+(``to_float``, ``normalize``), as every stored input does.
 """
 
 import math
@@ -172,19 +171,3 @@ def eval_view(image: np.ndarray, *, size: int, crop_fraction: float = 0.875) -> 
   image = _as_hwc(image)
   box = center_crop_box(image.shape[0], image.shape[1], crop_fraction=crop_fraction)
   return crop_and_resize(image, box, size)
-
-
-def to_normalized_float(image_uint8: np.ndarray, mean, std) -> np.ndarray:
-  """``((image / 255) - mean) / std`` as float32, broadcasting over the last (channel) axis.
-
-  The same float32 operations in the same order as ``jaxsel.data.loading.to_float`` then
-  ``normalize``, so the result is bit-identical to the in-memory loader's.
-  """
-  image_uint8 = np.asarray(image_uint8)
-  if image_uint8.dtype != np.uint8:
-    raise ValueError(f'expected a uint8 image, got dtype {image_uint8.dtype}')
-  out = image_uint8.astype(np.float32)
-  out /= 255
-  out -= np.asarray(mean, dtype=np.float32)
-  out /= np.asarray(std, dtype=np.float32)
-  return out

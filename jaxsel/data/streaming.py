@@ -42,6 +42,7 @@ import numpy as np
 
 from jaxsel.data import image_preprocessing
 from jaxsel.data.dataset import Normalization
+from jaxsel.data.normalization import normalize, to_float
 
 # Ids per read: one batched read of a data source costs ~1/3 of single reads, and a group is
 # the unit a reader thread takes.
@@ -100,15 +101,10 @@ def read_examples(source: Sequence, keys: Sequence[int]) -> list[dict[str, Any]]
     return [source[k] for k in keys]
 
 
-def to_input(stored: np.ndarray, *, normalization, uint8: bool) -> np.ndarray:
-  """float32 input of one stored example, by the in-memory loader's float32 operations
-  (``loading.to_float`` then ``loading.normalize``), so that it is bit-identical."""
-  value = stored.astype(np.float32)
-  if uint8:
-    value /= 255
-  value -= np.asarray(normalization.mean, dtype=np.float32)
-  value /= np.asarray(normalization.std, dtype=np.float32)
-  return value
+def to_input(stored: np.ndarray, normalization: Normalization) -> np.ndarray:
+  """float32 inputs of stored examples by the in-memory loader's own float32 operations
+  (``to_float`` then ``normalize``): bit-identical to what it holds."""
+  return normalize(to_float(stored), normalization)
 
 
 class StreamedData:
@@ -123,7 +119,6 @@ class StreamedData:
     self._pool, self._test = dataset.pool, dataset.test
     self._labels = np.concatenate([dataset.pool.labels, dataset.test.labels]).astype(np.int32)
     self._normalization = dataset.normalization
-    self._uint8 = dataset.uint8_inputs
     self._seed, self._threads, self._view = int(seed), int(read_threads), view
     self.input_shape = tuple(dataset.input_shape)
     # Padding rows: example 0 as every eval-mode pass sees it, read once.
@@ -143,7 +138,7 @@ class StreamedData:
                                                 seed=self._seed, epoch=epoch,
                                                 example_id=example_id)
       stored = stored.reshape(self.input_shape)
-    return to_input(stored, normalization=self._normalization, uint8=self._uint8)
+    return to_input(stored, self._normalization)
 
   def _read_group(self, ids: np.ndarray, epoch: int | None) -> np.ndarray:
     """float32 [len(ids), *input_shape]: one reader thread's share."""
@@ -156,7 +151,7 @@ class StreamedData:
       examples = read_examples(split.source, ids[chosen] - offset)
       if not self._view.image_size:  # one conversion for the group: the same values
         out[chosen] = to_input(np.stack([np.asarray(e[split.input_key]) for e in examples]),
-                               normalization=self._normalization, uint8=self._uint8)
+                               self._normalization)
         continue
       for row, example_id, example in zip(np.flatnonzero(chosen), ids[chosen], examples):
         out[row] = self._convert(np.asarray(example[split.input_key]), int(example_id),
@@ -238,20 +233,19 @@ def read_labels(source: Sequence, label_key: str, *, chunk: int = 4096) -> np.nd
 
 
 def sample_inputs(source: Sequence, train_ids: np.ndarray, input_key: str, *,
-                  shape: tuple[int, ...], view: HostView, uint8: bool, seed: int,
+                  shape: tuple[int, ...], view: HostView, seed: int,
                   size: int = 2048) -> np.ndarray:
   """Up to ``size`` training inputs (a seeded sample, eval view, scaled but not normalised)
   for the statistics of a dataset with no known normalisation."""
   rng = np.random.default_rng([seed, 0x5A4D])  # a tag for this stream
   chosen = np.sort(rng.choice(train_ids, size=min(size, len(train_ids)), replace=False))
   out = np.empty((len(chosen), *shape), np.float32)
-  identity = Normalization((0.0,), (1.0,))
   for row, example in enumerate(read_examples(source, chosen)):
     stored = np.asarray(example[input_key])
     if view.image_size:
       stored = image_preprocessing.eval_view(stored, size=view.image_size,
                                              crop_fraction=view.eval_crop_fraction)
-    out[row] = to_input(stored.reshape(shape), normalization=identity, uint8=uint8)
+    out[row] = to_float(stored.reshape(shape))
   return out
 
 
