@@ -292,7 +292,10 @@ class ChunkPass:
 
   On the streaming path ``data`` is a ``streaming.StreamedData``: the chunk's examples are
   read here (``rows``), in the training view of epoch ``rest[0]`` for a train chunk and in
-  the eval view otherwise, and the jitted function gets them instead.
+  the eval view otherwise, and the jitted function gets them instead. The read overlaps the
+  previous chunk's computation; then the call waits for that computation (its ``carry``,
+  the previous call's result) before handing the next chunk over, so that no more than two
+  chunks are ever held, on the host or the devices.
   """
 
   def __init__(self, jitted, *, trains: bool = False):
@@ -308,6 +311,7 @@ class ChunkPass:
       else:
         epoch = int(args[5]) if self._trains else None
         data = data.rows(args[3], args[4], epoch=epoch, placement=placement)
+        jax.block_until_ready(args[1])
     ids, mask = placement.batch(args[3], args[4])
     return (*placement.placed((*args[:2], data)), ids, mask, *placement.placed(args[5:]))
 

@@ -9,14 +9,16 @@ when a jitted pass is called on it:
 
 1. ``ChunkPass`` (``jaxsel.steps``) hands this module's ``StreamedData`` the chunk's ids and
    mask ``[S, B]``; ``rows`` reads the real ids of this process's columns, decodes and
-   converts them on host threads (``grain``, ``dataset.read_threads``), fills padding with
-   example 0 (the row the in-memory path gathers for padding), and puts the result on the
-   devices, sharded like the ids;
+   converts them on host threads (``grain``, ``dataset.read_threads``) straight into one
+   buffer, fills padding with example 0 (the row the in-memory path gathers for padding),
+   and puts the result on the devices, sharded like the ids;
 2. the jitted pass scans over those rows instead of gathering (``steps._scan_real_steps``),
    with the same masks, so the programs' shapes do not depend on the ids and a new subset
    compiles nothing;
-3. dispatch is asynchronous: while the device trains on one chunk, the host reads the next
-   (the loop calls the next pass as soon as the previous one is queued).
+3. dispatch is asynchronous: while the device works on one chunk, the host reads the next;
+   before handing that one over, ``ChunkPass`` waits for the previous chunk's result (the
+   carry it passes on), so at most two chunks are held at a time, whatever the size of the
+   dataset or how much faster the host reads than the device computes.
 
 Nothing else changes: methods, their per-example tables, the epoch plans and their seeds are
 those of the in-memory path, so both paths choose the same ids, and resuming needs nothing
@@ -44,9 +46,11 @@ from jaxsel.data import image_preprocessing
 from jaxsel.data.dataset import Normalization
 from jaxsel.data.normalization import normalize, to_float
 
-# Ids per read: one batched read of a data source costs ~1/3 of single reads, and a group is
-# the unit a reader thread takes.
-_GROUP = 64
+# Ids per batched read of a data source, the unit a reader thread takes: TFDS's
+# `__getitems__` starts a thread pool per call, so raw reads run at ~23k ids/s in calls of
+# 64 and ~83k/s in calls of 1,024; a chunk is split into one group per reader thread
+# within these bounds.
+_MIN_GROUP, _MAX_GROUP = 64, 1024
 
 
 class Rows(NamedTuple):
@@ -140,9 +144,10 @@ class StreamedData:
       stored = stored.reshape(self.input_shape)
     return to_input(stored, self._normalization)
 
-  def _read_group(self, ids: np.ndarray, epoch: int | None) -> np.ndarray:
-    """float32 [len(ids), *input_shape]: one reader thread's share."""
-    out = np.empty((len(ids), *self.input_shape), np.float32)
+  def _read_group(self, ids: np.ndarray, rows: np.ndarray, out: np.ndarray,
+                  epoch: int | None) -> None:
+    """Writes the inputs of ``ids`` into rows ``rows`` of ``out`` (one reader thread's
+    share; threads write disjoint rows of one buffer)."""
     num_pool = len(self._pool)
     for split, offset, chosen in ((self._pool, 0, ids < num_pool),
                                   (self._test, num_pool, ids >= num_pool)):
@@ -150,35 +155,47 @@ class StreamedData:
         continue
       examples = read_examples(split.source, ids[chosen] - offset)
       if not self._view.image_size:  # one conversion for the group: the same values
-        out[chosen] = to_input(np.stack([np.asarray(e[split.input_key]) for e in examples]),
-                               self._normalization)
+        out[rows[chosen]] = to_input(
+            np.stack([np.asarray(e[split.input_key]) for e in examples]), self._normalization)
         continue
-      for row, example_id, example in zip(np.flatnonzero(chosen), ids[chosen], examples):
+      for row, example_id, example in zip(rows[chosen], ids[chosen], examples):
         out[row] = self._convert(np.asarray(example[split.input_key]), int(example_id),
                                  epoch)
-    return out
 
-  def read(self, ids: np.ndarray, *, epoch: int | None) -> np.ndarray:
-    """Inputs of ``ids`` (int32 [n]) as the model sees them: float32 [n, *input_shape].
+  def read_into(self, out: np.ndarray, rows: np.ndarray, ids: np.ndarray, *,
+                epoch: int | None) -> None:
+    """Writes the inputs of ``ids`` (int32 [n]) into ``out[rows]`` (``out``: float32
+    [R, *input_shape], ``rows`` [n] distinct). ``epoch`` None: the eval-mode view; else the
+    training view of that epoch.
 
-    ``epoch`` None: the eval-mode view; else the training view of that epoch. Groups of ids
-    are read and converted on ``read_threads`` grain threads (decoding releases the GIL);
-    an error on a reader thread is raised here.
+    Groups of ids are read and converted on ``read_threads`` grain threads; image decoding
+    and resizing (Pillow) run in parallel there, TFDS's record parsing holds the GIL. An
+    error on a reader thread is raised here.
     """
     ids = np.asarray(ids, np.int32).reshape(-1)
     if len(ids) and (ids.min() < 0 or ids.max() >= len(self)):
       raise IndexError(f"example ids must be in [0, {len(self)}), got {ids.min()}..{ids.max()}")
-    groups = [ids[start:start + _GROUP] for start in range(0, len(ids), _GROUP)]
+    size = min(max(-(-len(ids) // self._threads), _MIN_GROUP), _MAX_GROUP)
+    groups = [(ids[start:start + size], rows[start:start + size])
+              for start in range(0, len(ids), size)]
     if len(groups) <= 1 or self._threads <= 1:
-      parts = [self._read_group(group, epoch) for group in groups]
-    else:
-      dataset = grain.MapDataset.source(groups).map(lambda g: self._read_group(g, epoch))
-      options = grain.ReadOptions(num_threads=min(self._threads, len(groups)),
-                                  prefetch_buffer_size=2 * self._threads)
-      parts = list(dataset.to_iter_dataset(options))
-    if not parts:
-      return np.empty((0, *self.input_shape), np.float32)
-    return np.concatenate(parts)
+      for group_ids, group_rows in groups:
+        self._read_group(group_ids, group_rows, out, epoch)
+      return
+    dataset = grain.MapDataset.source(groups).map(
+        lambda group: self._read_group(*group, out, epoch))
+    options = grain.ReadOptions(num_threads=min(self._threads, len(groups)),
+                                prefetch_buffer_size=len(groups))
+    for _ in dataset.to_iter_dataset(options):  # the writes are the result
+      pass
+
+  def read(self, ids: np.ndarray, *, epoch: int | None) -> np.ndarray:
+    """Inputs of ``ids`` (int32 [n]) as the model sees them: float32 [n, *input_shape]
+    (``read_into`` a new array)."""
+    ids = np.asarray(ids, np.int32).reshape(-1)
+    out = np.empty((len(ids), *self.input_shape), np.float32)
+    self.read_into(out, np.arange(len(ids)), ids, epoch=epoch)
+    return out
 
   def rows(self, example_ids: np.ndarray, mask: np.ndarray, *, epoch: int | None,
            placement) -> Rows:
@@ -189,8 +206,9 @@ class StreamedData:
     columns = placement.local_columns(example_ids.shape)
     local_ids, local_mask = example_ids[:, columns], mask[:, columns]
     inputs = np.empty((*local_ids.shape, *self.input_shape), np.float32)
-    inputs[...] = self._padding
-    inputs[local_mask] = self.read(local_ids[local_mask], epoch=epoch)
+    flat, real = inputs.reshape(-1, *self.input_shape), local_mask.reshape(-1)  # views
+    flat[~real] = self._padding
+    self.read_into(flat, np.flatnonzero(real), local_ids.reshape(-1)[real], epoch=epoch)
     labels = np.where(local_mask, self._labels[local_ids], self._labels[0])
     return Rows(placement.batch_rows(inputs, example_ids.shape),
                 placement.batch_rows(labels.astype(np.int32), example_ids.shape))

@@ -3,8 +3,10 @@
 For the streaming path's tests and benchmarks (``benchmarks/streaming.py``): a dataset
 whose decoded size can be made several times a memory budget, at 32×32 or 224×224 pixels,
 written as ArrayRecord like any prepared TFDS dataset and read through the same data
-sources. It is learnable but not trivial: an example of class ``k`` is class ``k``'s fixed
-random template (a smooth pattern) plus per-example noise and a random brightness shift.
+sources. An example of class ``k`` is class ``k``'s fixed random template (a blocky
+pattern) plus per-example noise and a random brightness shift: easy to learn (a small CNN
+reaches 100 % test accuracy at 32 px in 3 epochs), which is all a throughput or memory
+measurement needs; it is not a benchmark of methods.
 
 Configs are named ``<size>px_<num_train>`` (e.g. ``synthetic_images/32px_4000``); the test
 split has a quarter as many examples. Example ``i`` is a pure function of (split, i), so a
