@@ -25,7 +25,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8.0", "scikit-learn>=1.5", "hypothesis>=6.100"],
+    # pytest-xdist: the suite runs on two workers (README's test command).
+    "test": ["pytest>=8.0", "pytest-xdist>=3.5", "scikit-learn>=1.5", "hypothesis>=6.100"],
     # Only needed to *prepare* TFDS catalog image datasets (cifar10, svhn, ...).
     "tf": ["tensorflow-cpu>=2.18"],
 }

@@ -107,7 +107,13 @@ _HUGE_INPUT = 1e6
 
 def _nonfinite_cause(config, dataset) -> str:
   """Which fields to look at, from what the inputs look like."""
-  if not dataset.uint8_inputs and not dataset.streamed:  # streamed: not read to inspect
+  steps = (f"lower config.optimizer.learning_rate (now {config.optimizer.learning_rate}) or "
+           "check config.loss, config.mixing and config.optimizer.momentum")
+  if dataset.streamed and not dataset.uint8_inputs:  # float inputs, not read to inspect
+    return ("the inputs stream from the files and were not inspected: check "
+            "config.dataset.normalization_mean and config.dataset.normalization_std, or "
+            + steps)
+  if not dataset.uint8_inputs:
     inputs = dataset.pool.inputs
     finite = np.isfinite(inputs)
     largest = float(np.abs(inputs[finite]).max()) if finite.any() else math.inf
@@ -116,9 +122,7 @@ def _nonfinite_cause(config, dataset) -> str:
       return (f"the inputs are {what}: check config.dataset.normalization_mean, "
               "config.dataset.normalization_std, config.noise.value_mean and "
               "config.noise.value_std")
-  return (f"the inputs are finite and moderate, so the steps are too large: lower "
-          f"config.optimizer.learning_rate (now {config.optimizer.learning_rate}) or check "
-          "config.loss, config.mixing and config.optimizer.momentum")
+  return "the inputs are finite and moderate, so the steps are too large: " + steps
 
 
 def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str, config,

@@ -42,12 +42,16 @@ def environment(devices: int, **extra) -> dict:
 
 def _metadata_without(metadata: np.ndarray, *, fingerprint: bool) -> dict:
   """A score file's metadata less what says how the run ran: its config's device count and
-  storage, and (``fingerprint``, for runs on differently stored data) the fingerprint."""
+  storage, and (``fingerprint``, for runs on differently stored data) the fingerprint and
+  the paths of the score files it read (those of runs on the same storage)."""
   value = json.loads(str(metadata))
   value["config"].pop("num_devices")
   value["config"]["dataset"].pop("storage")
   if fingerprint:
     value.pop("fingerprint")
+    method = value["config"]["method"]
+    method.pop("scores_path", None)
+    method.get("target", {}).pop("path", None)
   return value
 
 

@@ -7,8 +7,10 @@ The run: a small CNN, batch 64, a few steps, then validation and the test split 
 (the last model's and the best-validation model's: two passes over every test example, on
 the streaming path read from the files chunk by chunk), no figures. Prints one JSON line:
 
-- ``peak_rss_kib``: the whole process's peak RSS (``ru_maxrss``, KiB on Linux; the larger
-  of its values before and after the reset below);
+- ``peak_rss_kib``: the whole process's peak RSS (``VmHWM``, KiB; the larger of its values
+  before and after the reset below). Not ``ru_maxrss``: Linux carries that over ``execve``
+  from the process that forked this one (a pytest worker holding GBs), ``VmHWM`` belongs to
+  this program's own memory;
 - ``test_base_kib``, ``test_peak_kib``: RSS when the last epoch has ended, and the peak RSS
   from then to the end (the kernel's high-water mark, reset at that moment through
   ``/proc/self/clear_refs``): the test passes' own peak, without what set-up and
@@ -18,7 +20,6 @@ the streaming path read from the files chunk by chunk), no figures. Prints one J
 """
 
 import json
-import resource
 import sys
 
 # Few enough steps that training costs little; every example of validation and test is
@@ -67,8 +68,7 @@ def main(argv) -> None:
 
   def after_last_epoch(epoch, record):
     del epoch, record  # one epoch: called once, before the test passes
-    # Resetting the high-water mark resets ru_maxrss with it: keep the peak so far.
-    test_phase["before"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    test_phase["before"] = _status_kib("VmHWM")  # the peak so far, before the reset
     with open("/proc/self/clear_refs", "w") as clear:
       clear.write("5")  # resets the high-water mark (VmHWM) to the current RSS
     test_phase["base"] = _status_kib("VmRSS")
@@ -76,7 +76,7 @@ def main(argv) -> None:
   summary = train.train_and_evaluate(config, workdir, dataset=data,
                                      on_epoch_end=after_last_epoch)
   decoded = streaming.decoded_bytes(len(data.pool) + len(data.test), data.input_shape)
-  peak = max(test_phase["before"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+  peak = max(test_phase["before"], _status_kib("VmHWM"))
   print(json.dumps({"peak_rss_kib": peak,
                     "test_base_kib": test_phase["base"],
                     "test_peak_kib": _status_kib("VmHWM"),

@@ -27,6 +27,9 @@ from tests.equivalence import records as _records, summary as _summary
 from tests.multihost import config_file_of as _config_file, free_port as _free_port
 from tests.multihost import launch as _launch, run_lines as _run_lines, wait as _wait
 
+# With pytest-xdist, every test of the 4-device runs on one worker, which makes them once.
+pytestmark = pytest.mark.xdist_group("device_runs")
+
 
 # --- the single-device path -------------------------------------------------------------
 

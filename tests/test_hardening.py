@@ -233,12 +233,20 @@ def test_two_processes_on_one_workdir_one_runs_the_other_is_refused(tmp_path):
 ])
 def test_the_non_finite_loss_message_blames_the_fields_the_inputs_point_to(config, inputs,
                                                                          mention):
-  dataset = types.SimpleNamespace(uint8_inputs=False, pool=types.SimpleNamespace(
-      inputs=np.asarray(inputs, np.float32)))
+  dataset = types.SimpleNamespace(uint8_inputs=False, streamed=False,
+                                  pool=types.SimpleNamespace(
+                                      inputs=np.asarray(inputs, np.float32)))
   cause = train._nonfinite_cause(config, dataset)  # pylint: disable=protected-access
   assert mention in cause
   if "inputs are" in mention and "moderate" not in cause:
     assert "learning_rate" not in cause and "config.dataset.normalization_std" in cause
+
+
+def test_streamed_float_inputs_are_not_claimed_to_be_moderate(config):
+  dataset = types.SimpleNamespace(uint8_inputs=False, streamed=True)  # no inputs to read
+  cause = train._nonfinite_cause(config, dataset)  # pylint: disable=protected-access
+  assert "were not inspected" in cause and "moderate" not in cause
+  assert "config.dataset.normalization_std" in cause and "learning_rate" in cause
 
 
 def test_a_non_finite_loss_from_a_huge_rate_names_the_rate(config, tmp_path):

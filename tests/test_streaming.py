@@ -29,6 +29,7 @@ from tests.multihost import config_file_of, free_port, launch, wait
 
 # --- the same runs as in memory ---------------------------------------------------------
 
+@pytest.mark.xdist_group("device_runs")  # with the other 4-device tests
 @pytest.mark.parametrize("family", list(device_runs.FAMILIES))
 def test_a_streamed_run_chooses_the_same_examples_and_gives_the_numbers_of_memory(
     device_runs_dir, family):
@@ -43,6 +44,7 @@ def test_a_streamed_run_chooses_the_same_examples_and_gives_the_numbers_of_memor
   assert compilations[-1] == compilations[0], compilations
 
 
+@pytest.mark.xdist_group("device_runs")  # with the other 4-device tests
 def test_two_streaming_processes_give_the_numbers_of_one(device_runs_dir, tmp_path):
   """Each process reads only its own columns of every batch (a process that read all of
   them would fail to build the global array); the result is the one-process run's."""
