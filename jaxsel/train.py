@@ -107,12 +107,13 @@ _HUGE_INPUT = 1e6
 
 def _nonfinite_cause(config, dataset) -> str:
   """Which fields to look at, from what the inputs look like."""
-  steps = (f"lower config.optimizer.learning_rate (now {config.optimizer.learning_rate}) or "
-           "check config.loss, config.mixing and config.optimizer.momentum")
+  smaller_steps = (f"lower config.optimizer.learning_rate (now "
+                   f"{config.optimizer.learning_rate}) or check config.loss, config.mixing "
+                   "and config.optimizer.momentum")
   if dataset.streamed and not dataset.uint8_inputs:  # float inputs, not read to inspect
     return ("the inputs stream from the files and were not inspected: check "
             "config.dataset.normalization_mean and config.dataset.normalization_std, or "
-            + steps)
+            + smaller_steps)
   if not dataset.uint8_inputs:
     inputs = dataset.pool.inputs
     finite = np.isfinite(inputs)
@@ -122,7 +123,7 @@ def _nonfinite_cause(config, dataset) -> str:
       return (f"the inputs are {what}: check config.dataset.normalization_mean, "
               "config.dataset.normalization_std, config.noise.value_mean and "
               "config.noise.value_std")
-  return "the inputs are finite and moderate, so the steps are too large: " + steps
+  return "the inputs are finite and moderate, so the steps are too large: " + smaller_steps
 
 
 def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str, config,

@@ -25,6 +25,7 @@ from tests import device_runs
 from tests.conftest import override, tiny_run_config, with_method
 from tests.equivalence import assert_same_selections_and_numbers, records, summary
 from tests.multihost import config_file_of, free_port, launch, wait
+from tests.test_train import _run_until_killed, _without_timings
 
 
 # --- the same runs as in memory ---------------------------------------------------------
@@ -57,26 +58,12 @@ def test_two_streaming_processes_give_the_numbers_of_one(device_runs_dir, tmp_pa
   assert (summary(workdir)["num_devices"], summary(workdir)["num_processes"]) == (4, 2)
 
 
-def _without_timings(value):
-  if isinstance(value, dict):
-    return {k: _without_timings(v) for k, v in value.items()
-            if "seconds" not in k and k != "timings"}
-  return value
-
-
 def test_a_killed_streaming_run_resumes_to_the_uninterrupted_numbers(mnist1d_dir, tmp_path):
   config = with_method(tiny_run_config(mnist1d_dir, **{"dataset.storage": "stream"}),
                        "prioritization", **device_runs.PRIORITIZATION)
   reference = train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
-
-  def kill(epoch, record):
-    del record
-    if epoch == 1:
-      raise KeyboardInterrupt
-
   workdir = str(tmp_path / "killed")
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, workdir, on_epoch_end=kill)
+  _run_until_killed(config, workdir, after_epoch=1)
   assert len(records(workdir)) == 2
   resumed = train.train_and_evaluate(config, workdir)
   assert ([_without_timings(r) for r in records(workdir)]
