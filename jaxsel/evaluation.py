@@ -20,10 +20,8 @@ def run_data(dataset: Dataset, config: ml_collections.ConfigDict):
   path (``dataset.streamed``) a ``streaming.StreamedData`` that reads each chunk's rows."""
   if not dataset.streamed:
     return device_data(dataset)
-  return streaming.StreamedData(
-      dataset, seed=config.seed, read_threads=config.dataset.read_threads,
-      view=streaming.HostView(image_size=config.dataset.image_size,
-                              eval_crop_fraction=config.dataset.eval_crop_fraction))
+  return streaming.StreamedData(dataset, seed=config.seed,
+                                read_threads=config.dataset.read_threads)
 
 
 def device_data(dataset: Dataset) -> dict[str, jax.Array]:

@@ -77,8 +77,9 @@ def run(out: str, data_dir: str, families) -> None:
     for name in SETTINGS:
       config = config_for(family, data_dir, out, name)
       storage = config.dataset.storage
-      dataset = datasets.setdefault(storage, None) or train.load_data(config)
-      datasets[storage] = dataset
+      if storage not in datasets:
+        datasets[storage] = train.load_data(config)
+      dataset = datasets[storage]
       workdir = os.path.join(out, family, name)
       compilations = []
       train.train_and_evaluate(

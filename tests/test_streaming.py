@@ -84,8 +84,7 @@ def test_streamed_inputs_are_bit_identical_to_the_loaded_arrays(mnist1d_dir):
   assert (streamed.input_shape, streamed.normalization, streamed.num_classes) == (
       held.input_shape, held.normalization, held.num_classes)
   assert streamed.fingerprint != held.fingerprint  # by design: sources, not values
-  data = streaming.StreamedData(streamed, seed=0, read_threads=2,
-                                view=streaming.HostView())
+  data = streaming.StreamedData(streamed, seed=0, read_threads=2)
   ids = np.random.default_rng(0).permutation(len(data))[:700].astype(np.int32)
   every = np.concatenate([held.pool.inputs, held.test.inputs])
   np.testing.assert_array_equal(data.read(ids, epoch=3), every[ids])
@@ -120,7 +119,7 @@ class _HalfColumns:
 
 def test_rows_read_only_the_real_ids_of_this_process_and_pad_with_example_zero(mnist1d_dir):
   dataset = loading.load_dataset("mnist1d", data_dir=mnist1d_dir, storage="stream")
-  data = streaming.StreamedData(dataset, seed=0, read_threads=1, view=streaming.HostView())
+  data = streaming.StreamedData(dataset, seed=0, read_threads=1)
   example_ids = np.array([[5, 6, 7, 8], [9, 0, 0, 0]], np.int32)
   mask = np.array([[True, True, True, True], [True, False, False, False]])
   asked = []
@@ -143,7 +142,7 @@ def test_rows_read_only_the_real_ids_of_this_process_and_pad_with_example_zero(m
 
 def test_a_reader_thread_error_is_raised_in_the_caller(mnist1d_dir):
   dataset = loading.load_dataset("mnist1d", data_dir=mnist1d_dir, storage="stream")
-  data = streaming.StreamedData(dataset, seed=0, read_threads=4, view=streaming.HostView())
+  data = streaming.StreamedData(dataset, seed=0, read_threads=4)
 
   def broken(ids, rows, out, epoch):
     raise OSError(f"disk gone while reading {len(ids)} ids")

@@ -225,17 +225,6 @@ def _feature_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
   return input_key, 'label'
 
 
-def _read_range(source: Any, start: int, stop: int) -> list[dict[str, Any]]:
-  """Examples ``start..stop-1`` of ``source`` as feature dicts."""
-  keys = list(range(start, stop))
-  try:
-    return source.__getitems__(keys)  # one batched read: ~3x faster than indexing
-  except TypeError:
-    # `tfds.testing.mock_data` (TFDS 4.9.10) installs a `__getitems__` that cannot be
-    # called; indexing one example at a time works there as everywhere.
-    return [source[i] for i in keys]
-
-
 def read_arrays(source: Any, input_key: str,
                 label_key: str) -> tuple[np.ndarray, np.ndarray]:
   """Reads a whole data source into (inputs [N, *shape] as stored, labels int32 [N])."""
@@ -244,7 +233,8 @@ def read_arrays(source: Any, input_key: str,
     raise ValueError(f'{source!r} holds no examples')
   inputs, labels = [], []
   for start in range(0, num_examples, _READ_CHUNK):
-    examples = _read_range(source, start, min(start + _READ_CHUNK, num_examples))
+    examples = streaming.read_examples(source, range(start, min(start + _READ_CHUNK,
+                                                                  num_examples)))
     inputs.append(np.stack([np.asarray(e[input_key]) for e in examples]))
     labels.append(np.asarray([e[label_key] for e in examples], dtype=np.int32))
   return np.concatenate(inputs), np.concatenate(labels)
@@ -415,10 +405,10 @@ def _streaming_dataset(builder, name: str, sources: dict, input_key: str, label_
   return Dataset(
       name=name,
       num_classes=builder.info.features[label_key].num_classes,
-      pool=streaming.StreamSplit(sources['train'], labels['train'], input_key, shape),
+      pool=streaming.StreamSplit(sources['train'], labels['train'], input_key, shape, view),
       train_ids=train_ids,
       validation_ids=validation_ids,
-      test=streaming.StreamSplit(sources['test'], labels['test'], input_key, shape),
+      test=streaming.StreamSplit(sources['test'], labels['test'], input_key, shape, view),
       normalization=normalization,
       uint8_inputs=bool(uint8),
       source_identity=identity,

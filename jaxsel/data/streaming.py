@@ -84,12 +84,14 @@ class StreamSplit:
   labels: int32 [N].
   input_key: the feature holding the input.
   input_shape: the shape of a model input (after ``view``).
+  view: how a stored example becomes that input.
   """
 
   source: Sequence
   labels: np.ndarray
   input_key: str
   input_shape: tuple[int, ...]
+  view: HostView = HostView()
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -103,6 +105,21 @@ def read_examples(source: Sequence, keys: Sequence[int]) -> list[dict[str, Any]]
   except (TypeError, AttributeError):
     # `tfds.testing.mock_data` (TFDS 4.9.10) installs a `__getitems__` that cannot be called.
     return [source[k] for k in keys]
+
+
+def cropped_view(stored: np.ndarray, view: HostView, input_shape: tuple[int, ...], *,
+                 seed: int, epoch: int | None, example_id: int) -> np.ndarray:
+  """A stored image's host crop (``view.image_size`` > 0; else ``stored`` as it is):
+  the eval view for ``epoch`` None, else that epoch's training view, as ``input_shape``."""
+  if not view.image_size:
+    return stored
+  if epoch is None:
+    cropped = image_preprocessing.eval_view(stored, size=view.image_size,
+                                            crop_fraction=view.eval_crop_fraction)
+  else:
+    cropped = image_preprocessing.train_view(stored, size=view.image_size, seed=seed,
+                                             epoch=epoch, example_id=example_id)
+  return cropped.reshape(input_shape)
 
 
 def to_input(stored: np.ndarray, normalization: Normalization) -> np.ndarray:
@@ -119,11 +136,11 @@ class StreamedData:
   as the in-memory arrays do.
   """
 
-  def __init__(self, dataset, *, seed: int, read_threads: int, view: HostView):
+  def __init__(self, dataset, *, seed: int, read_threads: int):
     self._pool, self._test = dataset.pool, dataset.test
     self._labels = np.concatenate([dataset.pool.labels, dataset.test.labels]).astype(np.int32)
     self._normalization = dataset.normalization
-    self._seed, self._threads, self._view = int(seed), int(read_threads), view
+    self._seed, self._threads, self._view = int(seed), int(read_threads), dataset.pool.view
     self.input_shape = tuple(dataset.input_shape)
     # Padding rows: example 0 as every eval-mode pass sees it, read once.
     self._padding = self.read(np.zeros(1, np.int32), epoch=None)[0]
@@ -132,17 +149,9 @@ class StreamedData:
     return len(self._labels)
 
   def _convert(self, stored: np.ndarray, example_id: int, epoch: int | None) -> np.ndarray:
-    view = self._view
-    if view.image_size:
-      if epoch is None:
-        stored = image_preprocessing.eval_view(stored, size=view.image_size,
-                                               crop_fraction=view.eval_crop_fraction)
-      else:
-        stored = image_preprocessing.train_view(stored, size=view.image_size,
-                                                seed=self._seed, epoch=epoch,
-                                                example_id=example_id)
-      stored = stored.reshape(self.input_shape)
-    return to_input(stored, self._normalization)
+    cropped = cropped_view(stored, self._view, self.input_shape, seed=self._seed,
+                           epoch=epoch, example_id=example_id)
+    return to_input(cropped, self._normalization)
 
   def _read_group(self, ids: np.ndarray, rows: np.ndarray, out: np.ndarray,
                   epoch: int | None) -> None:
@@ -258,12 +267,9 @@ def sample_inputs(source: Sequence, train_ids: np.ndarray, input_key: str, *,
   rng = np.random.default_rng([seed, 0x5A4D])  # a tag for this stream
   chosen = np.sort(rng.choice(train_ids, size=min(size, len(train_ids)), replace=False))
   out = np.empty((len(chosen), *shape), np.float32)
-  for row, example in enumerate(read_examples(source, chosen)):
-    stored = np.asarray(example[input_key])
-    if view.image_size:
-      stored = image_preprocessing.eval_view(stored, size=view.image_size,
-                                             crop_fraction=view.eval_crop_fraction)
-    out[row] = to_float(stored.reshape(shape))
+  for row, (example_id, example) in enumerate(zip(chosen, read_examples(source, chosen))):
+    out[row] = to_float(cropped_view(np.asarray(example[input_key]), view, shape, seed=seed,
+                                     epoch=None, example_id=int(example_id)).reshape(shape))
   return out
 
 
