@@ -36,6 +36,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name="mnist1d",  # 'mnist1d', 'mnist1d/large', 'fashion_mnist_local', 'cifar10', ...
       data_dir="",  # '' = TFDS's default data directory
       train_fraction=0.9,  # of the source train split; the rest is validation
+      # > 0: train on a random subset of this many of the training ids (drawn with
+      # split_seed, so the same for every run seed); validation ids unchanged. 0: all.
+      train_subset_size=0,
       split_seed=42,  # independent of `seed`, so every run sees the same split
       # Per-channel input statistics; () = the dataset's usual constants.
       normalization_mean=(),

@@ -49,6 +49,9 @@ def _check_dataset(data: ml_collections.ConfigDict) -> None:
   fraction = data.train_fraction
   require(is_real(fraction) and 0 < fraction <= 1, "dataset.train_fraction", "in (0, 1]",
           fraction)
+  require(is_int(data.train_subset_size) and data.train_subset_size >= 0,
+          "dataset.train_subset_size", "an integer >= 0 (0: every training id)",
+          data.train_subset_size)
   # numpy's default_rng takes any integer >= 0.
   require(is_int(data.split_seed) and data.split_seed >= 0, "dataset.split_seed",
           "an integer >= 0", data.split_seed)

@@ -30,6 +30,10 @@ from jaxsel.state import Predictor, TrainState, predictor
 Batch = dict[str, jax.Array]
 # (state, batch, epoch) -> (state, sums): one optimizer step; what a chunk scans over.
 StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
+# (state, batch) -> float32 [B]: each row's loss weight.
+LossWeightsFn = Callable[[TrainState, Batch], jax.Array]
+# (state, epoch) -> the per-step schedule's position for this update.
+PositionFn = Callable[[TrainState, jax.Array], jax.Array]
 
 
 def gather_batch(data: Batch, example_ids: jax.Array, mask: jax.Array) -> Batch:
@@ -91,15 +95,21 @@ def forward(state: TrainState, params, inputs: jax.Array, mask: jax.Array):
 
 
 def loss_and_grads(state: TrainState, batch: Batch, mixed: augment.Mixed | None, *,
-                   loss_fn: Callable[[jax.Array, jax.Array], jax.Array]):
+                   loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
+                   loss_weights: jax.Array | None = None):
   """Gradients of the masked mean of the per-example loss, and (logits, per-example loss
   [B], new model state) of that forward pass.
 
   The loss is divided by the number of real examples, not the batch size, so a padded
-  final batch weighs its examples like any other batch does.
+  final batch weighs its examples like any other batch does. ``loss_weights`` (float32
+  [B]), when given, multiply each row's loss before that mean (the denominator stays the
+  number of real rows: a weight scales an example's gradient, it is not a sampling
+  probability); the per-example loss returned is the unweighted one.
   """
   inputs = batch["inputs"] if mixed is None else mixed.inputs
-  weights = batch["mask"].astype(jnp.float32)
+  real = batch["mask"].astype(jnp.float32)
+  # A Python branch: an unweighted step traces exactly as it did before weights existed.
+  weights = real if loss_weights is None else real * loss_weights
 
   def objective(params):
     logits, new_model_state = forward(state, params, inputs, batch["mask"])
@@ -108,7 +118,7 @@ def loss_and_grads(state: TrainState, batch: Batch, mixed: augment.Mixed | None,
     else:
       per_example = augment.mixed_loss(loss_fn, logits, batch["labels"], mixed.positions,
                                        mixed.weights)
-    loss = jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    loss = jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(real), 1.0)
     return loss, (logits, per_example, new_model_state)
 
   grads, aux = jax.grad(objective, has_aux=True)(state.params)
@@ -149,20 +159,29 @@ def make_train_step(*, loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
                     augment_fn: augment.AugmentFn | None = None,
                     mixing_fn: augment.MixingFn | None = None,
                     tracker: trackers.Tracker | None = None,
-                    clean_view: bool = False) -> StepFn:
+                    clean_view: bool = False,
+                    loss_weights: LossWeightsFn | None = None,
+                    schedule_position: PositionFn | None = None) -> StepFn:
   """The standard step: augment, mix, one SGD step on the masked mean loss, trackers.
 
   Trackers see the logits of the very forward pass the gradient comes from (train mode,
   augmented and mixed inputs, parameters before the update), as in the references. With
   ``clean_view`` and a mixing, they see instead a train-mode forward pass of the un-mixed
   (augmented) inputs with the same parameters, which costs one more forward pass per step.
+
+  Two inputs for methods that need them (None: the plain step, traced exactly as without
+  them): ``loss_weights(state, batch)`` gives each row's loss weight (float32 [B], see
+  ``loss_and_grads``), e.g. from a per-example table in ``state.method_state``; and
+  ``schedule_position(state, epoch)`` the position of a per-step schedule when it is not
+  the optimizer's step count (a method whose epochs are shorter than planned).
   """
 
   def train_step(state: TrainState, batch: Batch, epoch: jax.Array):
     batch, mixed = prepare_inputs(state, batch, epoch, augment_fn=augment_fn,
                                   mixing_fn=mixing_fn)
     grads, (logits, per_example, new_model_state) = loss_and_grads(
-        state, batch, mixed, loss_fn=loss_fn)
+        state, batch, mixed, loss_fn=loss_fn,
+        loss_weights=None if loss_weights is None else loss_weights(state, batch))
     sums = train_sums(per_example, logits, batch)
     if tracker is not None:
       score_logits = logits
@@ -171,8 +190,10 @@ def make_train_step(*, loss_fn: Callable[[jax.Array, jax.Array], jax.Array],
             forward(state, state.params, batch["inputs"], batch["mask"])[0])
       outputs = step_outputs(state, batch, score_logits, per_example, mixed, epoch)
       state = state.replace(trackers=tracker.update(state.trackers, outputs))
+    position = None if schedule_position is None else schedule_position(state, epoch)
     state = apply_gradients(state, grads, new_model_state, epoch,
-                            learning_rate_fn=learning_rate_fn, schedule_unit=schedule_unit)
+                            learning_rate_fn=learning_rate_fn, schedule_unit=schedule_unit,
+                            position=position)
     return state, sums
 
   return train_step

@@ -175,3 +175,17 @@ def combine(trackers: Mapping[str, Tracker]) -> Tracker:
     return {name: t.update(state[name], outputs) for name, t in trackers.items()}
 
   return Tracker(init=init, update=update)
+
+
+def last_loss(*, initial_value: float = float("nan")) -> Tracker:
+  """Each example's training loss from its most recent train step (the per-example loss the
+  gradient came from, the mixed loss under mixing): a float32 ``[N]`` table, filled with
+  ``initial_value`` (NaN by default: "not trained on yet") until an example is."""
+
+  def init(num_ids: int) -> jax.Array:
+    return jnp.full((num_ids,), initial_value, jnp.float32)
+
+  def update(table, outputs: StepOutputs):
+    return scatter_set(table, outputs.example_ids, outputs.loss, outputs.mask)
+
+  return Tracker(init=init, update=update)

@@ -48,12 +48,15 @@ def load_data(config: ml_collections.ConfigDict) -> loading.Dataset:
   if len(data.normalization_mean) or len(data.normalization_std):
     normalization = loading.Normalization(tuple(data.normalization_mean),
                                           tuple(data.normalization_std))
-  return loading.load_dataset(
+  dataset = loading.load_dataset(
       data.name, data_dir=data.data_dir or None, train_fraction=data.train_fraction,
       split_seed=data.split_seed, normalization=normalization, storage=data.storage,
       test_split=data.test_split,
       memory_budget_mb=data.memory_budget_mb, view=streaming.HostView(
           image_size=data.image_size, eval_crop_fraction=data.eval_crop_fraction))
+  if data.train_subset_size:
+    dataset = loading.subsample_train(dataset, data.train_subset_size, seed=data.split_seed)
+  return dataset
 
 
 def _say(line: str) -> None:
@@ -137,6 +140,23 @@ def _check_finite(train_loss: float, epoch: int, ckpt, workdir: str, config,
           if latest is not None else "no checkpoint had been written yet")
   raise NonFiniteLossError(f"training loss became {train_loss} in epoch {epoch + 1}; "
                            f"{kept}; {_nonfinite_cause(config, dataset)}")
+
+
+def _epoch_steps(config, method, plan, epoch: int, num_chosen: int) -> int:
+  """The steps epoch ``epoch`` trains for on the ``num_chosen`` ids its method chose: the
+  planned ones, or fewer where the method's epochs may shrink (``epoch_size_varies``)."""
+  planned = method.examples_in_epoch(epoch)
+  varies = method.epoch_size_varies and 0 < num_chosen <= planned
+  if num_chosen != planned and not varies:
+    raise RuntimeError(f"method {config.method.name!r} chose {num_chosen} examples in epoch "
+                       f"{epoch}, not the {planned} it planned")
+  available = durations.steps_per_epoch(num_chosen, batch_size=config.train.batch_size,
+                                        drop_remainder=config.train.drop_remainder)
+  if available == 0:
+    raise UserError(f"epoch {epoch + 1} of method {config.method.name!r} kept {num_chosen} "
+                    f"examples, fewer than config.train.batch_size="
+                    f"{config.train.batch_size} with config.train.drop_remainder=True")
+  return min(plan.epoch_steps[epoch], available)
 
 
 class _Periodic:
@@ -235,6 +255,7 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
   dataset = dataset or load_data(config)
   # Removal and noise (config.removal, config.noise); the same object when none is asked.
   dataset, variant = variants.apply(config, dataset)
+  dataset = methods.get_method(config.method.name).run_dataset(config, dataset)
   timings["data_seconds"] = time.perf_counter() - data_start
   config_checks.check_against_data(config, dataset)
   method, plan = _method_and_plan(config, dataset)
@@ -307,14 +328,11 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
     start = time.perf_counter()
     choice = method.choose(epoch, state, data)
     state = choice.state
-    if len(choice.example_ids) != method.examples_in_epoch(epoch):
-      raise RuntimeError(
-          f"method {config.method.name!r} chose {len(choice.example_ids)} examples in epoch "
-          f"{epoch}, not the {method.examples_in_epoch(epoch)} it planned")
     batches = iterators.train_plan(
         choice.example_ids, batch_size=config.train.batch_size,
         steps_per_chunk=config.train.steps_per_chunk, shuffle_seed=(config.seed, epoch),
-        drop_remainder=config.train.drop_remainder, num_steps=plan.epoch_steps[epoch])
+        drop_remainder=config.train.drop_remainder,
+        num_steps=_epoch_steps(config, method, plan, epoch, len(choice.example_ids)))
     state, totals, train_seconds = _run_chunks(config, train_chunk, state, data, batches,
                                                epoch)
     train_loss = float(totals["loss"] / totals["count"])
@@ -391,7 +409,8 @@ def _finish(config, workdir, state, best, method, dataset, data, evaluator, host
       **evaluation.percent_summary(test_sums, "test"),
       "method": config.method.name,
       "num_epochs": plan.num_epochs,
-      "num_train_steps": plan.total_steps,
+      # The steps taken (fewer than planned where a method's epochs shrank).
+      "num_train_steps": int(sum(r["num_steps"] for r in records)),
       "num_train_examples_seen": host["examples_backpropagated"],
       **{key: host[key] for key in COST_KEYS},
       "num_train": len(dataset.train_ids),

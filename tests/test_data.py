@@ -478,3 +478,22 @@ def test_check_normalization_accepts_one_or_per_channel(num_channels):
   loading.check_normalization(jdata.Normalization((0.5,), (0.2,)), num_channels)
   loading.check_normalization(
       jdata.Normalization((0.5,) * num_channels, (0.2,) * num_channels), num_channels)
+
+
+def test_a_train_subset_is_the_same_for_every_run_seed_and_keeps_the_validation_ids(
+    mnist1d_dir):
+  from jaxsel import train
+  from jaxsel.config_errors import UserError
+  from tests.conftest import tiny_run_config
+  config = tiny_run_config(mnist1d_dir, **{"dataset.train_subset_size": 500})
+  whole = train.load_data(tiny_run_config(mnist1d_dir))
+  subset = train.load_data(config)
+  again = train.load_data(tiny_run_config(mnist1d_dir, **{"dataset.train_subset_size": 500,
+                                                          "seed": 9}))
+  assert len(subset.train_ids) == 500 and np.all(np.diff(subset.train_ids) > 0)
+  assert np.isin(subset.train_ids, whole.train_ids).all()
+  np.testing.assert_array_equal(subset.train_ids, again.train_ids)
+  np.testing.assert_array_equal(subset.validation_ids, whole.validation_ids)
+  assert subset.fingerprint != whole.fingerprint
+  with pytest.raises(UserError, match="train_subset_size"):
+    train.load_data(tiny_run_config(mnist1d_dir, **{"dataset.train_subset_size": 3601}))

@@ -13,6 +13,7 @@ access and TensorFlow to prepare, so they must have been prepared beforehand, in
 ArrayRecord format; otherwise ``DatasetNotPreparedError`` says how.
 """
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -82,6 +83,21 @@ def split_train_validation(
   train_ids = np.sort(permutation[:num_train]).astype(np.int32)
   validation_ids = np.sort(permutation[num_train:]).astype(np.int32)
   return train_ids, validation_ids
+
+
+def subsample_train(dataset: Dataset, size: int, *, seed: int) -> Dataset:
+  """``dataset`` training on a random ``size`` of its training ids (``config.dataset.
+  train_subset_size``); the other training ids are not used at all, the validation ids
+  and the test split are unchanged. The draw is ``default_rng([seed, size])`` (the split
+  seed, not a run's), so every run seed trains on the same subset, and the fingerprint,
+  which covers the ids, tells the subset apart from the whole."""
+  num_train = len(dataset.train_ids)
+  if size > num_train:
+    raise UserError(f'config.dataset.train_subset_size is {size}, more than the {num_train} '
+                    'training ids of the split (config.dataset.train_fraction); use at most '
+                    f'{num_train}, or 0 for all of them')
+  chosen = np.random.default_rng([seed, size]).choice(num_train, size, replace=False)
+  return dataclasses.replace(dataset, train_ids=np.sort(dataset.train_ids[chosen]))
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:

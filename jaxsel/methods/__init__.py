@@ -12,7 +12,9 @@ from jaxsel.methods.base import EpochChoice, FullData, Method
 from jaxsel.methods.budgeted import Budgeted
 from jaxsel.methods.coreset import Coreset
 from jaxsel.methods.dynamics import TrainingDynamics
+from jaxsel.methods.infobatch import InfoBatch
 from jaxsel.methods.prioritization import Prioritization
+from jaxsel.methods.rho_loss import IrreducibleLoss, RhoLoss
 from jaxsel.methods.selective_backprop import SelectiveBackprop
 
 METHODS: dict[str, type[Method]] = {
@@ -22,6 +24,9 @@ METHODS: dict[str, type[Method]] = {
     Coreset.name: Coreset,
     Budgeted.name: Budgeted,
     SelectiveBackprop.name: SelectiveBackprop,
+    InfoBatch.name: InfoBatch,
+    IrreducibleLoss.name: IrreducibleLoss,
+    RhoLoss.name: RhoLoss,
 }
 
 
@@ -36,5 +41,6 @@ def default_config(name: str) -> ml_collections.ConfigDict:
   return get_method(name).default_config()
 
 
-__all__ = ["Budgeted", "Coreset", "EpochChoice", "FullData", "METHODS", "Method", "Prioritization",
-           "SelectiveBackprop", "TrainingDynamics", "default_config", "get_method"]
+__all__ = ["Budgeted", "Coreset", "EpochChoice", "FullData", "InfoBatch", "IrreducibleLoss",
+           "METHODS", "Method", "Prioritization", "RhoLoss", "SelectiveBackprop",
+           "TrainingDynamics", "default_config", "get_method"]

@@ -8,8 +8,12 @@ subclass in its own module of this package, registered in ``jaxsel.methods.METHO
 - ``default_config`` / ``check_config``: its own config section, ``config.method``
   (``config.method.name`` picks the family), checked before any data is loaded, with
   errors that name the field;
+- ``run_dataset``: the dataset the run trains on, if not the loaded one (a model trained on
+  the holdout ids swaps the two);
 - ``examples_in_epoch``: how many examples each epoch will train on, known before training
-  (it fixes the learning-rate schedule and the length of a run given in steps);
+  (it fixes the learning-rate schedule and the length of a run given in steps); a method
+  whose epochs shrink with what it learns (``epoch_size_varies``) gives the most an epoch
+  may train on, and its schedule and triggers count planned, full epochs;
 - ``trackers`` / ``initial_method_state`` / ``make_train_step``: the per-example tables the
   train step keeps, anything else the method carries on the device, and the step itself
   (the standard one by default; a method may build its own from ``jaxsel.steps``' pieces);
@@ -107,6 +111,13 @@ class Method(abc.ABC):
   # The run's plan (epochs and their steps); set by the loop, from ``examples_in_epoch``,
   # before ``trackers``, ``initial_method_state`` and ``make_train_step`` are called.
   plan: TrainingPlan | None = None
+  # Whether ``choose`` may return fewer than ``examples_in_epoch(epoch)`` ids (an upper
+  # bound then); the epoch then has fewer steps than planned.
+  epoch_size_varies: bool = False
+  # The standard step's ``loss_weights`` and ``schedule_position`` (``steps.make_train_step``;
+  # None: unweighted, and a per-step schedule at the optimizer's step count).
+  loss_weights: steps.LossWeightsFn | None = None
+  schedule_position: steps.PositionFn | None = None
 
   @classmethod
   def default_config(cls) -> ml_collections.ConfigDict:
@@ -119,6 +130,13 @@ class Method(abc.ABC):
     work. Runs before the data is loaded, after the generic checks (which include that
     every field has the type of its default, ``config_checks``)."""
     del config
+
+  @classmethod
+  def run_dataset(cls, config: ml_collections.ConfigDict, dataset: Dataset) -> Dataset:
+    """The dataset the run trains and validates on, given the loaded one (after removal
+    and noise); the method is constructed with it."""
+    del config
+    return dataset
 
   def __init__(self, config: ml_collections.ConfigDict, dataset: Dataset):
     self.config = config
@@ -146,7 +164,8 @@ class Method(abc.ABC):
     """The train step; ``step_kwargs`` are the generic pieces (loss, schedule,
     augmentation, mixing) that ``steps.make_train_step`` takes."""
     return steps.make_train_step(**step_kwargs, tracker=trackers.combine(self.trackers()),
-                                 clean_view=self.clean_view)
+                                 clean_view=self.clean_view, loss_weights=self.loss_weights,
+                                 schedule_position=self.schedule_position)
 
   def compile_ahead(self, state: TrainState, data) -> None:
     """Starts compiling, on the background thread, what ``choose`` will run."""

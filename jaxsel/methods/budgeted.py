@@ -134,14 +134,22 @@ class Budgeted(base.Method):
     del data
     counts = np.asarray(state.method_state["selection_counts"])[self.train_ids]
     tables = jax.device_get(state.trackers["difficulty"])
-    artifacts.save(os.path.join(workdir, COUNTS_FILE), artifacts.ScoreFile(
-        example_ids=self.train_ids,
-        tables={"selection_count": counts.astype(np.int32),
-                "difficulty": np.asarray(tables["difficulty"])[self.train_ids],
-                "last_difficulty": np.asarray(tables["last_difficulty"])[self.train_ids]},
-        fingerprint=fingerprint, dataset_name=self.dataset.name, num_epochs=num_epochs,
-        seeds=(self.config.seed,), config=json.loads(self.config.to_json())))
+    save_counts(self, workdir, {
+        "selection_count": counts.astype(np.int32),
+        "difficulty": np.asarray(tables["difficulty"])[self.train_ids],
+        "last_difficulty": np.asarray(tables["last_difficulty"])[self.train_ids]},
+        fingerprint=fingerprint, num_epochs=num_epochs)
     return coverage_summary(counts)
+
+
+def save_counts(method: base.Method, workdir: str, tables: dict, *, fingerprint: str,
+                num_epochs: int) -> str:
+  """Writes ``WORKDIR/selection_counts.npz``: per-example ``tables`` over the method's
+  training ids (``selection_count`` at least)."""
+  return artifacts.save(os.path.join(workdir, COUNTS_FILE), artifacts.ScoreFile(
+      example_ids=method.train_ids, tables=tables, fingerprint=fingerprint,
+      dataset_name=method.dataset.name, num_epochs=num_epochs, seeds=(method.config.seed,),
+      config=json.loads(method.config.to_json())))
 
 
 def coverage_summary(counts: np.ndarray) -> dict:

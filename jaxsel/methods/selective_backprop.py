@@ -31,18 +31,16 @@ silently runs without it, B.9.2).
 """
 
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxsel import artifacts, augment, steps
+from jaxsel import augment, steps
 from jaxsel.config_errors import is_int, is_real, require
 from jaxsel.methods import base
-from jaxsel.methods.budgeted import COUNTS_FILE, coverage_summary
+from jaxsel.methods.budgeted import coverage_summary, save_counts
 from jaxsel.state import TrainState, stream_key
 
 
@@ -81,7 +79,41 @@ def dequeue(queue: dict, batch_size: int) -> dict:
           for name, rows in queue.items()}
 
 
-class SelectiveBackprop(base.Method):
+class BackpropsSome(base.Method):
+  """A method whose train step forwards every example and back-propagates some of them,
+  counting on the device how many (this epoch) and how often each example (the run)."""
+
+  def counters(self) -> dict:
+    """The counters' part of ``initial_method_state``."""
+    return {"backprop_counts": np.zeros(len(self.dataset.pool), np.int32),
+            "epoch_backpropagated": np.zeros((), np.int32)}
+
+  def is_selecting(self, epoch: int) -> bool:
+    """Whether epoch ``epoch``'s step chooses (``EpochChoice.selected``)."""
+    del epoch
+    return True
+
+  def choose(self, epoch, state, data):
+    choice = super().choose(epoch, state, data)
+    state = state.replace(method_state={**state.method_state,
+                                        "epoch_backpropagated": np.zeros((), np.int32)})
+    return choice._replace(state=state, selected=self.is_selecting(epoch))
+
+  def epoch_examples(self, state, batches):
+    backpropagated = int(state.method_state["epoch_backpropagated"])
+    # Every example once through the scoring pass, the kept ones once more to train.
+    return backpropagated, batches.num_examples + backpropagated
+
+  def finish(self, state, data, workdir, *, fingerprint, num_epochs) -> dict:
+    del data
+    counts = np.asarray(state.method_state["backprop_counts"])[self.train_ids]
+    save_counts(self, workdir, {"selection_count": counts.astype(np.int32)},
+                fingerprint=fingerprint, num_epochs=num_epochs)
+    return {**coverage_summary(counts),
+            "backprop_fraction": float(counts.sum() / (num_epochs * len(counts)))}
+
+
+class SelectiveBackprop(BackpropsSome):
   """Forward everything, back-propagate the examples whose loss ranks high."""
 
   name = "selective_backprop"
@@ -130,8 +162,7 @@ class SelectiveBackprop(base.Method):
         "history_next": np.zeros((), np.int32),
         "forward_batches": np.zeros((), np.int32),
         "key": np.asarray(stream_key(self.config.seed, "selection")),
-        "backprop_counts": np.zeros(len(self.dataset.pool), np.int32),
-        "epoch_backpropagated": np.zeros((), np.int32),
+        **self.counters(),
     }
 
   def make_train_step(self, *, loss_fn, learning_rate_fn, schedule_unit, augment_fn=None,
@@ -177,30 +208,12 @@ class SelectiveBackprop(base.Method):
 
     return train_step
 
-  def choose(self, epoch, state, data):
-    choice = super().choose(epoch, state, data)
-    state = state.replace(method_state={**state.method_state,
-                                        "epoch_backpropagated": np.zeros((), np.int32)})
-    return choice._replace(state=state, selected=epoch >= self.config.method.priming_epochs)
+  def is_selecting(self, epoch):
+    return epoch >= self.config.method.priming_epochs
 
   def end_epoch(self, epoch, state, example_ids):
     del example_ids
     return self._flush(state, np.int32(epoch))
-
-  def epoch_examples(self, state, batches):
-    backpropagated = int(state.method_state["epoch_backpropagated"])
-    # Every example once through the scoring pass, the kept ones once more to train.
-    return backpropagated, batches.num_examples + backpropagated
-
-  def finish(self, state, data, workdir, *, fingerprint, num_epochs) -> dict:
-    del data
-    counts = np.asarray(state.method_state["backprop_counts"])[self.train_ids]
-    artifacts.save(os.path.join(workdir, COUNTS_FILE), artifacts.ScoreFile(
-        example_ids=self.train_ids, tables={"selection_count": counts.astype(np.int32)},
-        fingerprint=fingerprint, dataset_name=self.dataset.name, num_epochs=num_epochs,
-        seeds=(self.config.seed,), config=json.loads(self.config.to_json())))
-    return {**coverage_summary(counts),
-            "backprop_fraction": float(counts.sum() / (num_epochs * len(counts)))}
 
 
 def _backprop(state: TrainState, rows: jax.Array, epoch, *, loss_fn, batch_size,
