@@ -138,7 +138,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   ))
 
   config.schedule = ml_collections.ConfigDict(dict(
-      name="cosine",  # constant | cosine | linear | multistep
+      name="cosine",  # constant | cosine | linear | multistep | onecycle
       unit="epoch",  # 'epoch': lr changes once per epoch; 'step': every step
       lr_warmup_epochs=0.0,  # linear learning-rate warm-up, in epochs
       end_learning_rate=0.0,
@@ -153,6 +153,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # lr0 + (end - lr0)·s/(T - 1) as the budgeted-training reference (ALGORITHMS.md B.6)
       # | False: the end rate is reached one position after the last.
       end_at_last_step=False,
+      # onecycle only (PyTorch's OneCycleLR, cosine both ways, optax's
+      # cosine_onecycle_schedule): from lr / div_factor up to lr over the first pct_start
+      # of the run, then down to lr / (div_factor · final_div_factor).
+      onecycle_pct_start=0.3,
+      onecycle_div_factor=25.0,
+      onecycle_final_div_factor=1e4,
   ))
 
   config.train = ml_collections.ConfigDict(dict(

@@ -38,7 +38,7 @@ def _adamw(learning_rate, *, momentum, nesterov, weight_decay):
 
 
 OPTIMIZERS = {"sgd": _sgd, "adam": _adam, "adamw": _adamw}
-SCHEDULES = ("constant", "cosine", "linear", "multistep")
+SCHEDULES = ("constant", "cosine", "linear", "multistep", "onecycle")
 
 
 def check_optimizer(opt: ml_collections.ConfigDict) -> None:
@@ -130,6 +130,14 @@ def check_schedule(config: ml_collections.ConfigDict, *, num_epochs: int | None)
           "a list of epochs ([] unless schedule.name='multistep')", sched.milestone_epochs)
   if sched.name == "multistep":
     _check_milestones(sched, num_epochs)
+  require(is_finite_real(sched.onecycle_pct_start) and 0 < sched.onecycle_pct_start < 1,
+          "schedule.onecycle_pct_start", "in (0, 1)", sched.onecycle_pct_start)
+  for field in ("onecycle_div_factor", "onecycle_final_div_factor"):
+    require(is_finite_real(sched[field]) and sched[field] > 0, f"schedule.{field}",
+            "a finite real > 0", sched[field])
+  if sched.name == "onecycle":
+    require(warmup == 0, "schedule.lr_warmup_epochs",
+            "0 with schedule.name='onecycle' (its first phase is the warm-up)", warmup)
 
 
 def make_schedule(config: ml_collections.ConfigDict, *,
@@ -184,6 +192,11 @@ def make_schedule(config: ml_collections.ConfigDict, *,
     # is reached just after the last step, as optax's and PyTorch's linear decays.
     span = total - warmup - (1 if sched.end_at_last_step else 0)
     decay = optax.linear_schedule(peak, end, transition_steps=max(1, span))
+  elif sched.name == "onecycle":
+    decay = optax.cosine_onecycle_schedule(
+        max(1, total), peak, pct_start=sched.onecycle_pct_start,
+        div_factor=sched.onecycle_div_factor,
+        final_div_factor=sched.onecycle_final_div_factor)
   else:  # multistep: multiply by decay_factor at each milestone (given in epochs)
     late = 1 if sched.late_multistep_decay else 0
     boundaries = {int(round(to_position(m + late))) - warmup: sched.decay_factor

@@ -232,3 +232,42 @@ def test_model_options_can_be_overridden_on_the_locked_default_config():
   assert (model.channels, model.use_batchnorm) == (64, True)
   with pytest.raises(AttributeError):
     config.model.kwargs.width = 3
+
+
+def test_infobatch_configs_follow_the_reference_example():
+  from configs.papers import infobatch
+  cifar = infobatch.get_config("cifar100,infobatch")
+  assert (cifar.method.name, cifar.method.prune_ratio, cifar.method.anneal_fraction) == (
+      "infobatch", 0.5, 0.125)
+  assert (cifar.model.name, cifar.train.num_epochs, cifar.train.batch_size) == (
+      "resnet18", 200, 128)
+  assert (cifar.optimizer.name, cifar.optimizer.learning_rate, cifar.optimizer.momentum,
+          cifar.optimizer.weight_decay) == ("sgd", 0.05, 0.9, 5e-4)
+  schedule = cifar.schedule
+  assert (schedule.name, schedule.unit, schedule.onecycle_pct_start,
+          schedule.onecycle_div_factor, schedule.onecycle_final_div_factor) == (
+              "onecycle", "step", 0.3, 25.0, 1e4)
+  assert (cifar.loss.name, cifar.loss.label_smoothing) == ("label_smoothing", 0.1)
+  assert (cifar.augmentation.name, cifar.augmentation.pad_mode) == ("crop_flip", "reflect")
+  assert infobatch.get_config("cifar100,full").method.name == "full_data"
+  for dataset in infobatch.DATASETS:
+    for method in infobatch.METHODS:
+      config_checks.check_config(infobatch.get_config(f"{dataset},{method}"))
+  with pytest.raises(ValueError, match="DATASET,METHOD"):
+    infobatch.get_config("cifar100,prune")
+
+
+def test_rho_loss_configs_follow_the_reference_experiments():
+  from configs.papers import rho_loss
+  rho = rho_loss.get_config("cifar10,rho")
+  assert (rho.method.name, rho.method.selected_fraction, rho.train.batch_size,
+          rho.train.num_epochs) == ("rho_loss", 0.1, 320, 175)
+  assert (rho.optimizer.name, rho.optimizer.learning_rate, rho.optimizer.weight_decay,
+          rho.schedule.name) == ("adamw", 1e-3, 0.01, "constant")
+  assert rho.dataset.train_fraction == 0.5 and rho.model.name == "resnet18"
+  irreducible = rho_loss.get_config("cifar10,irreducible")
+  assert (irreducible.method.name, irreducible.train.num_epochs) == ("irreducible_loss", 100)
+  for dataset in rho_loss.DATASETS:
+    config_checks.check_config(rho_loss.get_config(f"{dataset},irreducible"))
+    config_checks.check_config(override(rho_loss.get_config(f"{dataset},rho"), **{
+        "method.irreducible_loss_path": "runs/il"}))

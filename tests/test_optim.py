@@ -225,3 +225,23 @@ def test_the_last_epoch_can_be_a_milestone():
   schedule = optim.make_schedule(config, epoch_steps=[10, 10, 2, 2, 2])
   # Epoch 4 starts at step 24.
   np.testing.assert_allclose([float(schedule(s)) for s in (23, 24, 25)], [1.0, 0.5, 0.5])
+
+
+def test_onecycle_rises_by_cosine_to_the_peak_then_falls_to_its_floor():
+  """PyTorch's OneCycleLR shape (cos both ways): 0.1 / 25 at step 0, the peak at ⌊0.3 T⌋,
+  0.1 / (25 · 1e4) at T; halfway up, the mean of the two ends."""
+  config = _config(**{"schedule.name": "onecycle", "schedule.unit": "step",
+                      "optimizer.learning_rate": 0.1})
+  schedule = optim.make_schedule(config, epoch_steps=[25] * 4)  # T = 100, peak at 30
+  assert float(schedule(0)) == pytest.approx(0.1 / 25, rel=1e-5)
+  assert float(schedule(15)) == pytest.approx((0.1 / 25 + 0.1) / 2, rel=1e-5)
+  assert float(schedule(30)) == pytest.approx(0.1, rel=1e-5)
+  down = 0.1 / 25 / 1e4 + (0.1 - 0.1 / 25 / 1e4) * (1 + math.cos(math.pi * 35 / 70)) / 2
+  assert float(schedule(65)) == pytest.approx(down, rel=1e-5)
+  assert float(schedule(100)) == pytest.approx(0.1 / 25 / 1e4, rel=1e-4)
+  with pytest.raises(UserError, match="schedule.onecycle_pct_start"):
+    optim.check_schedule(override(config, **{"schedule.onecycle_pct_start": 1.0}),
+                         num_epochs=4)
+  with pytest.raises(UserError, match="schedule.lr_warmup_epochs"):
+    optim.check_schedule(override(config, **{"schedule.lr_warmup_epochs": 1.0}),
+                         num_epochs=4)
