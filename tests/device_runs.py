@@ -43,6 +43,12 @@ FAMILIES = {
                               "mixing.name": "ricap", "mixing.alpha": 0.3}, None),
     "selective_backprop": ("selective_backprop", {"mixing.name": "mixup",
                                                   "method.history_size": 256}, None),
+    # Four epochs: epoch 0 sees everything, 1 and 2 prune (and re-weight), 3 anneals.
+    "infobatch": ("infobatch", {"train.num_epochs": 4, "method.anneal_fraction": 0.25,
+                                "schedule.unit": "step"}, None),
+    "irreducible_loss": ("irreducible_loss", {}, None),
+    "rho_loss": ("rho_loss", {"method.selected_fraction": 0.25},
+                 ("irreducible_loss", "method.irreducible_loss_path")),
 }
 # name -> (config.num_devices, config.dataset.storage)
 SETTINGS = {"1": (1, "device"), "all": (0, "device"), "stream": (0, "stream")}

@@ -51,6 +51,7 @@ def _metadata_without(metadata: np.ndarray, *, fingerprint: bool) -> dict:
     value.pop("fingerprint")
     method = value["config"]["method"]
     method.pop("scores_path", None)
+    method.pop("irreducible_loss_path", None)
     method.get("target", {}).pop("path", None)
   return value
 
