@@ -24,8 +24,6 @@ invocations with different ``--datasets`` can run side by side. Each run is equi
 the command in the csv file.
 """
 
-import json
-import os
 import time
 
 from absl import app, flags, logging
@@ -116,17 +114,7 @@ def run_one(label: str, arg: str, overrides: dict, seed: int, dataset, progress,
   if not (finished or train_now):
     return None
   start = time.perf_counter()
-  if finished:  # read, not re-checked: the config may have gained fields since
-    with open(os.path.join(workdir, "summary.json")) as f:
-      summary = json.load(f)
-  else:
-    config = paper.get_config(arg)
-    with config.unlocked():
-      config.seed = seed
-      for field, value in overrides.items():
-        section, name = field.split(".")
-        config[section][name] = value
-    summary = grid.run(config, workdir, dataset)
+  summary, _ = grid.read_or_run(paper.get_config, arg, seed, overrides, workdir, dataset)
   progress.done(f"{label} seed {seed}", summary, time.perf_counter() - start,
                 earlier=finished)
   return {"arg": label, "seed": seed, "summary": summary, "workdir": workdir,

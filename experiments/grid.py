@@ -9,6 +9,7 @@ import collections
 import contextlib
 import csv
 import io
+import json
 import os
 import statistics
 
@@ -43,6 +44,23 @@ def run(config, workdir: str, dataset) -> dict:
     config.progress_bar = "off"
   with contextlib.redirect_stdout(io.StringIO()):
     return train.train_and_evaluate(config, workdir, dataset=dataset)
+
+
+def read_or_run(get_config, arg: str, seed: int, overrides: dict, workdir: str,
+                dataset) -> tuple[dict, bool]:
+  """(summary, finished before): a finished workdir's summary is read, not re-checked (the
+  config may have gained fields since); otherwise ``get_config(arg)`` with ``seed`` and the
+  ``overrides`` ({'section.field': value}) runs in ``workdir``."""
+  if is_done(workdir):
+    with open(os.path.join(workdir, "summary.json")) as f:
+      return json.load(f), True
+  config = get_config(arg)
+  with config.unlocked():
+    config.seed = seed
+    for field, value in overrides.items():
+      section, name = field.split(".")
+      config[section][name] = value
+  return run(config, workdir, dataset), False
 
 
 def is_done(workdir: str) -> bool:

@@ -14,20 +14,21 @@ def parameter_count(params) -> int:
 
 
 def start_line(config, dataset, plan, *, num_params: int, workdir: str,
-               resumed_after: int | None) -> str:
+               resumed_after: int | None, epochs_shrink: bool = False) -> str:
   """``full_data on mnist1d (3600 train / 400 val / 1000 test), cnn1d (12,346 params),
   200 epochs x 57 steps, 1 cpu device, workdir runs/a: new run``; ``..., 1000 test,
-  streamed)`` on the streaming path."""
+  streamed)`` on the streaming path; ``x at most 57 steps`` where the method's epochs may
+  shrink (``Method.epoch_size_varies``)."""
   steps = sorted(set(plan.epoch_steps))
-  per_epoch = (f"{steps[0]} steps" if len(steps) == 1
-               else f"{steps[0]}-{steps[-1]} steps")
+  per_epoch = ("at most " if epochs_shrink else "") + (
+      f"{steps[0]} steps" if len(steps) == 1 else f"{steps[0]}-{steps[-1]} steps")
   where = ("new run" if resumed_after is None
            else f"resuming after epoch {resumed_after + 1}")
   streamed = ", streamed" if dataset.streamed else ""
   return (f"{config.method.name} on {config.dataset.name} ({len(dataset.train_ids)} train / "
           f"{len(dataset.validation_ids)} val / {len(dataset.test)} test{streamed}), "
           f"{config.model.name} ({num_params:,} params), {plan.num_epochs} epochs x "
-          f"{per_epoch} ({plan.total_steps:,} steps), "
+          f"{per_epoch} ({'at most ' if epochs_shrink else ''}{plan.total_steps:,} steps), "
           f"{distributed.describe(distributed.current())}, workdir {workdir}: {where}")
 
 

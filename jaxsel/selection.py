@@ -33,6 +33,7 @@ once per epoch: its class histogram and its overlap with the previous epoch's su
 """
 
 import functools
+import hashlib
 from collections.abc import Callable
 
 import jax
@@ -352,3 +353,18 @@ def overlap_percent(previous_ids: np.ndarray | None, current_ids: np.ndarray) ->
     current = np.unique(current)
   shared = np.count_nonzero(np.isin(current, previous, kind="table"))
   return 100.0 * shared / current.size
+
+
+def subset_diagnostics(ids: np.ndarray, previous_ids: np.ndarray | None, labels: np.ndarray,
+                       num_classes: int) -> dict:
+  """What an epoch's examples look like: count, class mix (%), overlap with the last (%),
+  and a digest of the ids (two runs chose the same examples iff their digests agree)."""
+  overlap = None if previous_ids is None else overlap_percent(previous_ids, ids)
+  return {
+      "num_selected": int(len(ids)),
+      "subset_digest": hashlib.blake2b(np.asarray(ids, np.int32).tobytes(),
+                                       digest_size=8).hexdigest(),
+      "class_histogram": [round(float(p), 3) for p in
+                          class_histogram(labels[ids], num_classes)],
+      "overlap_with_previous": overlap,
+  }

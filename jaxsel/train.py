@@ -9,7 +9,6 @@ an interrupted workdir resumes from its last checkpoint and produces the same nu
 uninterrupted run. Nothing here knows which method runs: that is ``jaxsel.methods``.
 """
 
-import hashlib
 import importlib
 import json
 import math
@@ -29,7 +28,7 @@ from jaxsel import (augment, checkpoint, compilation, config_checks, console, di
 from jaxsel import workdir as workdir_lib
 from jaxsel.config_errors import UserError
 from jaxsel.data import iterators, loading, streaming, variants
-from jaxsel.state import TrainState, abstract_train_state, create_train_state
+from jaxsel.state import abstract_train_state, create_train_state
 
 # Cost accounting, summed over epochs and kept in checkpoints.
 COST_KEYS = ("train_seconds", "scoring_seconds", "selection_seconds",
@@ -70,22 +69,6 @@ def _progress(config, total: int, desc: str):
   enabled = distributed.is_writer() and (mode == "on" or (mode == "auto" and
                                                           sys.stderr.isatty()))
   return tqdm.tqdm(total=total, desc=desc, leave=False, disable=not enabled)
-
-
-def _subset_diagnostics(ids: np.ndarray, previous_ids: np.ndarray | None, labels: np.ndarray,
-                        num_classes: int) -> dict:
-  """What an epoch's examples look like: count, class mix (%), overlap with the last (%),
-  and a digest of the ids (two runs chose the same examples iff their digests agree)."""
-  overlap = (None if previous_ids is None
-             else selection.overlap_percent(previous_ids, ids))
-  return {
-      "num_selected": int(len(ids)),
-      "subset_digest": hashlib.blake2b(np.asarray(ids, np.int32).tobytes(),
-                                       digest_size=8).hexdigest(),
-      "class_histogram": [round(float(p), 3) for p in
-                          selection.class_histogram(labels[ids], num_classes)],
-      "overlap_with_previous": overlap,
-  }
 
 
 def _run_chunks(config, train_chunk, state, data, plan, epoch):
@@ -299,7 +282,7 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
     state, best = restored["state"], restored["best"]
   _say(console.start_line(config, dataset, plan, num_params=console.parameter_count(
       state.params), workdir=workdir, resumed_after=None if latest is None
-      else restored_epoch))
+      else restored_epoch, epochs_shrink=method.epoch_size_varies))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   records = list(host["records"])
   files.write_text(metrics_path, "".join(files.jsonl_line(r) for r in records))
@@ -355,7 +338,7 @@ def _train_and_evaluate(config, workdir, on_epoch_end, dataset, started) -> dict
         "train_loss": train_loss,
         "train_accuracy": 100.0 * float(totals["correct"] / totals["count"]),
         "selection_epoch": choice.selected,
-        **_subset_diagnostics(choice.example_ids, previous_ids, dataset.pool.labels,
+        **selection.subset_diagnostics(choice.example_ids, previous_ids, dataset.pool.labels,
                               dataset.num_classes),
         "num_train_examples": batches.num_examples,
         "num_backpropagated": backpropagated,

@@ -198,6 +198,26 @@ _MULTISTEP = {"schedule.name": "multistep", "schedule.unit": "epoch"}
     ({"dataset.name": "mnist2d"}, "config.dataset.name"),
     ({"dataset.normalization_mean": (0.0, 0.0, 0.0),
       "dataset.normalization_std": (1.0, 1.0, 1.0)}, "config.dataset.normalization_mean"),
+    ({"dataset.train_subset_size": -5}, "config.dataset.train_subset_size"),
+    # Known once the split is: 3,600 training ids.
+    ({"dataset.train_subset_size": 4000}, "config.dataset.train_subset_size"),
+    ({"schedule.name": "onecycle", "schedule.onecycle_pct_start": 0.0},
+     "config.schedule.onecycle_pct_start"),
+    ({"schedule.name": "onecycle", "schedule.onecycle_div_factor": _NAN},
+     "config.schedule.onecycle_div_factor"),
+    ({"method": "infobatch", "method.prune_ratio": 0.95}, "config.method.prune_ratio"),
+    ({"method": "infobatch", "method.anneal_fraction": _NAN},
+     "config.method.anneal_fraction"),
+    ({"method": "infobatch", "train.num_epochs": 0, "train.num_train_steps": 100},
+     "config.train.num_train_steps"),
+    ({"method": "rho_loss"}, "config.method.irreducible_loss_path"),
+    ({"method": "rho_loss", "method.irreducible_loss_path": "nowhere"},
+     "config.method.irreducible_loss_path"),
+    ({"method": "rho_loss", "method.irreducible_loss_path": "x",
+      "method.selected_fraction": 1.5}, "config.method.selected_fraction"),
+    ({"method": "irreducible_loss", "dataset.train_fraction": 1.0},
+     "config.dataset.train_fraction"),
+    ({"method": "irreducible_loss", "noise.label_percent": 10.0}, "config.noise"),
     # 100 steps of 57 + 43: a run of 2 epochs, known once the data is loaded.
     ({"train.num_epochs": 0, "train.num_train_steps": 100, "schedule.name": "multistep",
       "schedule.unit": "step", "schedule.milestone_epochs": (5,)},
@@ -205,6 +225,9 @@ _MULTISTEP = {"schedule.name": "multistep", "schedule.unit": "epoch"}
 ])
 def test_a_bad_config_value_is_refused_naming_the_field_before_anything_is_written(
     tiny_config, tmp_path, fields, field):
+  fields = dict(fields)
+  if "method" in fields:  # a method family's own section first, then its fields
+    tiny_config = with_method(tiny_config, fields.pop("method"))
   config = override(tiny_config, **fields)
   workdir = str(tmp_path / "run")
   assert_refused(lambda: train.train_and_evaluate(config, workdir), field,

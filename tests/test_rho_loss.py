@@ -15,7 +15,7 @@ from jaxsel.config_errors import UserError
 from jaxsel.methods import rho_loss
 from jaxsel.state import create_train_state
 from tests.conftest import with_method
-from tests.test_train import _records, _run_until_killed, _without_timings
+from tests.test_train import _records, assert_killed_run_resumes_to
 
 
 def test_the_largest_reducible_losses_of_the_real_rows_are_selected():
@@ -125,12 +125,7 @@ def test_a_run_counts_exactly_compiles_once_and_resumes(tiny_config, tmp_path,
   assert counts.sum() == 3 * per_epoch
   assert compilations[2] == compilations[1]
 
-  workdir = str(tmp_path / "killed")
-  _run_until_killed(config, workdir, after_epoch=1)
-  resumed = train.train_and_evaluate(config, workdir)
-  assert ([_without_timings(r) for r in _records(workdir)]
-          == [_without_timings(r) for r in records])
-  assert _without_timings(resumed) == _without_timings(reference)
+  assert_killed_run_resumes_to(config, str(tmp_path / "reference"), str(tmp_path / "killed"))
 
 
 def test_refusals_name_the_field(tiny_config, tmp_path, irreducible):

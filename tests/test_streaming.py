@@ -25,7 +25,7 @@ from tests import device_runs
 from tests.conftest import override, tiny_run_config, with_method
 from tests.equivalence import assert_same_selections_and_numbers, records, summary
 from tests.multihost import config_file_of, free_port, launch, wait
-from tests.test_train import _run_until_killed, _without_timings
+from tests.test_train import assert_killed_run_resumes_to
 
 
 # --- the same runs as in memory ---------------------------------------------------------
@@ -61,14 +61,9 @@ def test_two_streaming_processes_give_the_numbers_of_one(device_runs_dir, tmp_pa
 def test_a_killed_streaming_run_resumes_to_the_uninterrupted_numbers(mnist1d_dir, tmp_path):
   config = with_method(tiny_run_config(mnist1d_dir, **{"dataset.storage": "stream"}),
                        "prioritization", **device_runs.PRIORITIZATION)
-  reference = train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
-  workdir = str(tmp_path / "killed")
-  _run_until_killed(config, workdir, after_epoch=1)
-  assert len(records(workdir)) == 2
-  resumed = train.train_and_evaluate(config, workdir)
-  assert ([_without_timings(r) for r in records(workdir)]
-          == [_without_timings(r) for r in records(str(tmp_path / "uninterrupted"))])
-  assert _without_timings(resumed) == _without_timings(reference)
+  train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+  assert_killed_run_resumes_to(config, str(tmp_path / "uninterrupted"),
+                               str(tmp_path / "killed"))
 
 
 # --- what is read ---------------------------------------------------------------------

@@ -69,6 +69,21 @@ def _run_until_killed(config, workdir, *, after_epoch):
     train.train_and_evaluate(config, workdir, on_epoch_end=kill)
 
 
+def assert_killed_run_resumes_to(config, reference_dir: str, workdir: str, *,
+                                 after_epoch: int = 1) -> dict:
+  """Runs ``config`` in ``workdir``, kills it after ``after_epoch``, resumes it, and asserts
+  its records and summary equal those of the uninterrupted run in ``reference_dir``
+  (timings aside); returns the resumed summary."""
+  _run_until_killed(config, workdir, after_epoch=after_epoch)
+  assert len(_records(workdir)) == after_epoch + 1
+  resumed = train.train_and_evaluate(config, workdir)
+  assert ([_without_timings(r) for r in _records(workdir)]
+          == [_without_timings(r) for r in _records(reference_dir)])
+  with open(os.path.join(reference_dir, "summary.json")) as f:
+    assert _without_timings(resumed) == _without_timings(json.load(f))
+  return resumed
+
+
 @pytest.mark.parametrize("kind", ["full_data", "top_k_mixup"])
 def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, kind):
   if kind == "top_k_mixup":

@@ -141,13 +141,18 @@ def _parse(arg: str | None) -> tuple[str, str, str, float]:
     if value not in valid:
       raise ValueError(f"unknown {what} {value!r} in config argument {arg!r}; valid: "
                        f"{', '.join(valid)}")
+  return dataset, method, augmentation, parse_budget(budget, arg)
+
+
+def parse_budget(text: str, arg: str) -> float:
+  """BUDGET of a config argument: a number in (0, 1] (ValueError naming ``arg`` if not)."""
   try:
-    budget = float(budget)
+    budget = float(text)
   except ValueError:
     budget = math.nan
   if not 0 < budget <= 1:
-    raise ValueError(f"budget {parts[3]!r} in config argument {arg!r} must be in (0, 1]")
-  return dataset, method, augmentation, budget
+    raise ValueError(f"budget {text!r} in config argument {arg!r} must be in (0, 1]")
+  return budget
 
 
 def method_family(method: str) -> str:
