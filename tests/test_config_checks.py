@@ -40,6 +40,8 @@ def _method_config(name: str) -> ml_collections.ConfigDict:
   config = default.get_config(name)
   if name == "coreset":  # its default rule needs a score file
     config = override(config, **{"method.scores_path": "runs/scores"})
+  if name == "rho_loss":  # it needs the irreducible_loss run's score file
+    config = override(config, **{"method.irreducible_loss_path": "runs/il"})
   return config
 
 

@@ -260,7 +260,9 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
   workdir = str(tmp_path / "run")
   process = subprocess.Popen(
       [sys.executable, "-m", "jaxsel.main", "--config=configs/default.py",
-       f"--workdir={workdir}", "--config.train.num_epochs=200", "--config.progress_bar=off",
+       # Far longer than the test waits (~0.05 s an epoch): a parent starved of CPU on a
+       # loaded machine must still find the run under way when its signal lands.
+       f"--workdir={workdir}", "--config.train.num_epochs=5000", "--config.progress_bar=off",
        "--config.eval.every_epochs=1"],
       cwd=_REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   while "epoch   2/" not in process.stdout.readline():  # training is under way
