@@ -256,10 +256,20 @@ def test_a_non_finite_loss_from_a_huge_rate_names_the_rate(config, tmp_path):
   assert "good" not in message
 
 
+# ``python -m jaxsel.main ARGS`` with SIGINT unblocked and at its default first, as in a
+# terminal: a child inherits an ignored or blocked SIGINT from its parent (a test worker, a
+# CI runner started in the background), and then Ctrl-C never reaches it.
+_AS_FROM_A_TERMINAL = ("import runpy, signal, sys; "
+                       "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+                       "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "sys.argv = ['jaxsel.main', *sys.argv[1:]]; "
+                       "runpy.run_module('jaxsel.main', run_name='__main__', alter_sys=True)")
+
+
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
   workdir = str(tmp_path / "run")
   process = subprocess.Popen(
-      [sys.executable, "-m", "jaxsel.main", "--config=configs/default.py",
+      [sys.executable, "-c", _AS_FROM_A_TERMINAL, "--config=configs/default.py",
        # Far longer than the test waits (~0.05 s an epoch): a parent starved of CPU on a
        # loaded machine must still find the run under way when its signal lands.
        f"--workdir={workdir}", "--config.train.num_epochs=5000", "--config.progress_bar=off",
