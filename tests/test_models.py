@@ -321,7 +321,11 @@ def test_batchnorm_mask_equals_unpadded_batch(module, shape):
 
   (y, stats), (y_pad, stats_pad), (_, stats_unmasked) = run(
       variables, x, x_pad, mask)
-  np.testing.assert_allclose(y_pad[:len(x)], y, atol=1e-5)
+  # Float32 noise only: a batch of another size is tiled differently by XLA's convolutions
+  # and reductions, and through a bottleneck's three BatchNorms that reached 1.2e-5 on an
+  # output of 0.32 on a loaded CI machine (rel 4e-5); the garbage rows, if they leaked in,
+  # would move outputs by far more (the unmasked statistics below move by > 1e-2).
+  np.testing.assert_allclose(y_pad[:len(x)], y, rtol=1e-4, atol=1e-5)
   _assert_trees_close(stats_pad, stats)
   # Without the mask the garbage rows do move the statistics.
   moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), stats_unmasked, stats)
