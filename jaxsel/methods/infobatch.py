@@ -177,7 +177,7 @@ class InfoBatch(base.Method):
     return is_pruning_epoch(epoch, num_epochs=self.plan.num_epochs,
                             anneal_fraction=self.config.method.anneal_fraction)
 
-  def _weights_after_pruning(self, epoch: int, weights: jax.Array) -> np.ndarray | jax.Array:
+  def _annealing_weights(self, epoch: int, weights: jax.Array) -> np.ndarray | jax.Array:
     """An annealing epoch's weight table: all 1, or the reference's (G.3)."""
     stop = self.plan.num_epochs * (1.0 - self.config.method.anneal_fraction)
     if self.config.method.reference_weight_reset and epoch != stop:
@@ -197,7 +197,7 @@ class InfoBatch(base.Method):
       table[ids] = weights
       ms["loss_weights"], ids = table, ids[kept]
     else:
-      ms["loss_weights"] = self._weights_after_pruning(epoch, ms["loss_weights"])
+      ms["loss_weights"] = self._annealing_weights(epoch, ms["loss_weights"])
     planned = self.plan.epoch_steps[epoch]
     actual = durations.steps_per_epoch(len(ids), batch_size=self.config.train.batch_size,
                                        drop_remainder=self.config.train.drop_remainder)
