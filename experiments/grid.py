@@ -54,13 +54,18 @@ def read_or_run(get_config, arg: str, seed: int, overrides: dict, workdir: str,
   if is_done(workdir):
     with open(os.path.join(workdir, "summary.json")) as f:
       return json.load(f), True
+  return run(config_of(get_config, arg, seed, overrides), workdir, dataset), False
+
+
+def config_of(get_config, arg: str, seed: int, overrides: dict):
+  """``get_config(arg)`` with ``seed`` and the ``overrides`` ({'section.field': value})."""
   config = get_config(arg)
   with config.unlocked():
     config.seed = seed
     for field, value in overrides.items():
       section, name = field.split(".")
       config[section][name] = value
-  return run(config, workdir, dataset), False
+  return config
 
 
 def is_done(workdir: str) -> bool:

@@ -35,7 +35,7 @@ from absl import app, flags, logging
 
 from configs.papers import selection_comparison as paper
 from experiments import grid
-from jaxsel import artifacts, files, methods, orderings, train
+from jaxsel import artifacts, files, orderings, train
 
 
 def define_flags() -> None:
@@ -129,20 +129,15 @@ def run_directory(root: str, dataset: str, method: str, budget: float, seed: int
   return grid.run_dir(root, name, seed)
 
 
-def available(method: str) -> bool:
-  """Whether this jaxsel has the method's family (families are added over time)."""
-  return paper.FAMILIES[method] in methods.METHODS
-
-
 def run_one(root: str, dataset_name: str, method: str, budget: float, seed: int, dataset,
             progress, *, train_now: bool, epochs: int | None = None) -> dict | None:
   """Runs (or reads) one run under ``root``; its result record, or None if not run (not
-  ``train_now``, or its family missing) and not found."""
+  ``train_now``) and not found."""
   arg = label(dataset_name, method, budget)
   fields = overrides(root, dataset_name, method, budget, seed, epochs=epochs)
   workdir = run_directory(root, dataset_name, method, budget, seed, fields)
   finished = grid.is_done(workdir)
-  if not (finished or (train_now and available(method))):
+  if not (finished or train_now):
     return None
   start = time.perf_counter()
   extra = make_ordering(root, dataset_name, seed) if method == "forgetting" else 0.0

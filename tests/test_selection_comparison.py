@@ -9,9 +9,10 @@ import os
 import pytest
 
 from configs.papers import selection_comparison as paper
+from experiments import grid
 from experiments import selection_comparison as experiment
 from experiments import selection_comparison_report as report
-from jaxsel import config_checks, importance, methods, selection
+from jaxsel import config_checks, importance, selection
 from jaxsel.methods.coreset import coreset_size
 
 ROOT = "/nonexistent/selection_comparison"
@@ -21,18 +22,10 @@ ASSUMED_INFOBATCH_FRACTION = 0.7  # any f: E' follows from it
 def _grid_config(arg: str, seed: int = 0):
   """The config the grid runs for ``arg``: the paper argument plus the grid's overrides."""
   dataset, method, budget = report.parse(arg)
-  if paper.FAMILIES[method] not in methods.METHODS:
-    pytest.skip(f"method family {paper.FAMILIES[method]!r} is not in this jaxsel yet")
   epochs = experiment.infobatch_epochs(budget, paper.EPOCHS[dataset],
                                        ASSUMED_INFOBATCH_FRACTION)
-  config = paper.get_config(arg)
-  with config.unlocked():
-    config.seed = seed
-    for field, value in experiment.overrides(ROOT, dataset, method, budget, seed,
-                                             epochs=epochs).items():
-      section, name = field.split(".")
-      config[section][name] = value
-  return config
+  return grid.config_of(paper.get_config, arg, seed, experiment.overrides(
+      ROOT, dataset, method, budget, seed, epochs=epochs))
 
 
 ARGS = [a for d in paper.DATASETS for a in paper.grid_args(d)]
