@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import default
 from jaxsel import compilation, losses, methods, models, optim, steps, train
 from jaxsel.config_errors import UserError
 from jaxsel.durations import TrainingPlan
@@ -122,7 +123,6 @@ def test_the_loss_weights_of_the_standard_step_scale_each_examples_loss():
 
 
 def _config(**fields):
-  from configs import default
   return override(with_method(default.get_config(), "infobatch"),
                   **{"train.num_epochs": 10, **fields})
 

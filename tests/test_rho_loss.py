@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import default
 from jaxsel import artifacts, compilation, losses, models, optim, steps, train
 from jaxsel.config_errors import UserError
 from jaxsel.methods import rho_loss
@@ -34,7 +35,6 @@ def test_the_step_is_the_standard_step_on_the_selected_rows():
   """``_rho_step`` on a big batch of 8 equals: eval-mode losses, minus the irreducible
   ones, the top 3 rows picked by hand, then the standard train step on just those rows."""
   model = models.get_model("mlp", num_classes=3, hidden_sizes=(6,))
-  from configs import default
   config = default.get_config()
   rng = np.random.default_rng(0)
   irreducible = rng.uniform(0, 1, 10).astype(np.float32)
