@@ -12,7 +12,9 @@ import statistics
 import numpy as np
 
 from configs.papers import calib_prioritization as paper
+from experiments import claims as claims_lib
 from experiments import grid as grid_lib
+from experiments import paired
 from jaxsel import plotting
 
 CALIBRATION_NAMES = {"none": "cross-entropy", "label_smoothing": "label smoothing",
@@ -60,8 +62,22 @@ def _parse(arg: str) -> dict:
 
 
 def cells(results) -> dict[str, dict]:
-  """Config argument -> {'summaries': [...], 'commands': [...], **parsed argument}."""
-  return {arg: {**_parse(arg), **cell} for arg, cell in grid_lib.cells(results).items()}
+  """Config argument -> {'summaries', 'commands', 'seeds', 'hparam', **parsed argument}.
+
+  ``hparam`` ('α=0.2') is the results' own ``hparam`` where they carry one (a tuned
+  grid), otherwise the paper config's value for the cell. One grid is one dataset.
+  """
+  labels = {r["arg"]: r["hparam"] for r in results if "hparam" in r}
+  out = {}
+  for arg, cell in grid_lib.cells(results).items():
+    cell = {**_parse(arg), **cell}
+    cell["hparam"] = labels.get(arg, "" if cell["variant"] == "target_model"
+                                else _hparam(cell))
+    out[arg] = cell
+  if len({cell["dataset"] for cell in out.values()}) > 1:
+    raise ValueError("a calibrated-prioritization grid holds one dataset, got "
+                     f"{sorted({cell['dataset'] for cell in out.values()})}")
+  return out
 
 
 _stats = grid_lib.stats
@@ -82,7 +98,7 @@ def rows(results) -> list[dict]:
   out = []
   for arg, cell in cells(results).items():
     row = {"config_arg": arg, "calibration": cell["calibration"],
-           "hyper_parameter": _hparam(cell) if cell["variant"] != "target_model" else "",
+           "hyper_parameter": cell["hparam"],
            "percent": cell["percent"], "variant": cell["variant"],
            "seeds": " ".join(map(str, cell["seeds"])),
            "command_first_seed": cell["commands"][0]}
@@ -96,7 +112,8 @@ def rows(results) -> list[dict]:
 def _cell(grid, calibration, percent, variant):
   """The cell of a (calibration, percent, variant); variant '' or 'top_k' is Table 1."""
   suffix = f",{variant}" if variant in ("target", "random") else ""
-  return grid.get(f"mnist1d,{calibration},{percent}{suffix}")
+  dataset = next(iter(grid.values()))["dataset"] if grid else ""
+  return grid.get(f"{dataset},{calibration},{percent}{suffix}")
 
 
 def _fmt(cell) -> str:
@@ -111,8 +128,8 @@ def _table(grid, variant: str, percents) -> list[str]:
   lines = ["| calibration | " + " | ".join(f"{p} %" for p in percents) + " |",
            "|---|" + "---|" * len(percents)]
   for calibration in paper.CALIBRATIONS:
-    hparams = [(_hparam(c) if (c := _cell(grid, calibration, p,
-                                           variant if p < 100 else "")) else "")
+    hparams = [(c["hparam"] if (c := _cell(grid, calibration, p,
+                                            variant if p < 100 else "")) else "")
                for p in percents]
     label = CALIBRATION_NAMES[calibration]
     if calibration != "none":
@@ -182,120 +199,144 @@ def figures(results, prefix: str) -> dict[str, str]:
   return written
 
 
-def _mean(grid, calibration, percent, variant, key="test_accuracy"):
+SUBSETS = (30, 20, 10)
+CALIBRATED = ("label_smoothing", "mixup", "focal")
+SHORT = {"none": "CE", "label_smoothing": "LS", "mixup": "mixup", "focal": "focal"}
+
+
+def _seeds(grid, calibration, percent, variant, key):
+  """{seed: value} of one cell, or None if the grid lacks it."""
   cell = _cell(grid, calibration, percent, variant if percent < 100 else "")
-  return None if cell is None else _stats(cell, key)[0]
+  return None if cell is None else paired.by_seed(cell, key)
 
 
-def _std(grid, calibration, percent, variant, key="test_accuracy"):
-  cell = _cell(grid, calibration, percent, variant if percent < 100 else "")
-  return _stats(cell, key)[1]
-
-
-def _within_noise(grid, differences: dict, variants: tuple[str, str],
-                  key="test_accuracy") -> list:
-  """The (calibration, percents) whose mean difference between two variants is smaller
-  than the seed std of the cells it compares (averaged), i.e. not a measurable effect."""
-  small = []
-  for (calibration, percents), difference in differences.items():
-    noise = statistics.fmean(_std(grid, calibration, p, v, key)
-                             for p in percents for v in variants)
-    if abs(difference) < noise:
-      small.append((calibration, percents))
-  return small
-
-
-def claims(grid) -> list[str]:
-  """The paper's claims, each checked against this grid's means, with the numbers.
-
-  A claim whose cells are not all in ``grid`` (a partial grid) is left out.
-  """
-  subsets = (30, 20, 10)
-  calibrated = ("label_smoothing", "mixup", "focal")
-
-  def verdict(holds: bool) -> str:
-    return "**holds**" if holds else "**does not hold**"
-
-  def means(variant, key="test_accuracy", methods=paper.CALIBRATIONS):
-    """{(method, percent): mean}, or None if a cell is missing."""
-    found = {(c, p): _mean(grid, c, p, variant, key) for c in methods for p in subsets}
-    return None if None in found.values() else found
-
-  out = []
-  ece, acc = means("top_k", "test_ece"), means("top_k")
-  if ece and acc:
-    losers = [(c, p) for c in calibrated for p in subsets
-              if ece[(c, p)] >= ece[("none", p)]]
-    out.append(
-        "Calibration during training lowers test ECE under selection at every subset "
-        f"size: {verdict(not losers)} — lower than cross-entropy in "
-        f"{9 - len(losers)} of 9 (method, subset) cells"
-        + (" (not: " + ", ".join(f"{CALIBRATION_NAMES[c]} {p} %" for c, p in losers) + ")"
-           if losers else "") + ".")
-    drops = {(c, p): acc[("none", p)] - acc[(c, p)] for c in calibrated for p in subsets}
-    worst = max(drops, key=drops.get)
-    out.append(f"...with no large accuracy cost (at most 1 point): "
-               f"{verdict(drops[worst] <= 1.0)} — the largest drop against cross-entropy "
-               f"is {drops[worst]:.2f} points ({CALIBRATION_NAMES[worst[0]]}, "
-               f"{worst[1]} %).")
-    mean_ece = {c: statistics.fmean(ece[(c, p)] for p in subsets) for c in calibrated}
-    mean_acc = {c: statistics.fmean(acc[(c, p)] for p in subsets) for c in calibrated}
-    out.append(
-        "Mixup is the most consistent calibration (lowest ECE averaged over 30/20/10 %): "
-        f"{verdict(min(mean_ece, key=mean_ece.get) == 'mixup')} — mean ECE "
-        + ", ".join(f"{CALIBRATION_NAMES[c]} {mean_ece[c]:.2f} %" for c in calibrated)
-        + "; mean accuracy "
-        + ", ".join(f"{CALIBRATION_NAMES[c]} {mean_acc[c]:.2f} %" for c in calibrated) + ".")
-    out.append("Label smoothing is the weakest calibration (highest of those mean ECEs): "
-               f"{verdict(max(mean_ece, key=mean_ece.get) == 'label_smoothing')}.")
-  guided = means("target")
-  if guided and acc:
-    gains = {c: statistics.fmean(guided[(c, p)] - acc[(c, p)] for p in subsets)
-             for c in paper.CALIBRATIONS}
-    noise = _within_noise(grid, {(c, subsets): g for c, g in gains.items()},
-                          ("target", "top_k"))
-    out.append("Target guidance improves accuracy over the current model alone: "
-               f"{verdict(all(g > 0 for g in gains.values()))} — mean change over "
-               "30/20/10 %: " + ", ".join(f"{CALIBRATION_NAMES[c]} {g:+.2f}"
-                                          for c, g in gains.items()) + " points"
-               + (" (smaller than the seed std, so not a measurable effect, for "
-                  + ", ".join(CALIBRATION_NAMES[c] for c, _ in noise) + ")" if noise else "")
-               + ".")
-    out.append("...most for label smoothing: "
-               f"{verdict(max(gains, key=gains.get) == 'label_smoothing')}.")
-  full, tenth = _mean(grid, "none", 100, ""), _mean(grid, "none", 10, "top_k")
-  if full is not None and tenth is not None:
-    out.append("10 % subsets after warm-up lose only about 1 point of accuracy "
-               f"(cross-entropy): {verdict(full - tenth <= 1.5)} — "
-               f"{full - tenth:.2f} points.")
-  random = means("random", methods=("none",))
-  random_ece = means("random", "test_ece", methods=("none",))
-  if random and acc:
-    gaps = {p: acc[("none", p)] - random[("none", p)] for p in subsets}
-    noise = _within_noise(grid, {("none", (p,)): g for p, g in gaps.items()},
-                          ("top_k", "random"))
-    out.append("Max-entropy subsets beat fresh random subsets in accuracy (cross-entropy): "
-               f"{verdict(all(g > 0 for g in gaps.values()))} — accuracy difference "
-               + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items()) + " points"
-               + (" (smaller than the seed std at " + ", ".join(
-                   f"{p[0]} %" for _, p in noise) + ")" if noise else "") + ".")
-  if random_ece and ece:
-    gaps = {p: ece[("none", p)] - random_ece[("none", p)] for p in subsets}
-    out.append("(Not a claim of the paper.) Max-entropy subsets give lower test ECE than "
-               f"random subsets (cross-entropy): {verdict(all(g < 0 for g in gaps.values()))}"
-               " — ECE difference " + ", ".join(f"{p} %: {g:+.2f}" for p, g in gaps.items())
-               + " points.")
-  over = means("top_k", "test_oe")
-  if over and ece:
-    out.append("(Diagnosis.) Over-confidence error against ECE, averaged over 30/20/10 %: "
-               + ", ".join(
-                   f"{CALIBRATION_NAMES[c]} {statistics.fmean(over[(c, p)] for p in subsets):.2f}"
-                   f" of {statistics.fmean(ece[(c, p)] for p in subsets):.2f}"
-                   for c in paper.CALIBRATIONS)
-               + " %: where OE is a small part of ECE the model is under-confident, i.e. "
-               "the calibration method over-corrects a model that is already well "
-               "calibrated.")
+def _differences(grid, pairs, key):
+  """{label: PairedDifference} of cell a − cell b for each (label, a, b), a and b given as
+  (calibration, percent, variant); None if any cell is missing."""
+  out = {}
+  for label, a, b in pairs:
+    values, baseline = _seeds(grid, *a, key), _seeds(grid, *b, key)
+    if values is None or baseline is None:
+      return None
+    out[label] = paired.paired_difference(values, baseline)
   return out
+
+
+def _average_difference(grid, a_cells, b_cells, key):
+  """The paired difference of the per-seed average over cells of a − b (one interval for a
+  claim about an average over subset sizes); None if a cell is missing."""
+  pairs = [(_seeds(grid, *a, key), _seeds(grid, *b, key)) for a, b in zip(a_cells, b_cells)]
+  if any(x is None for pair in pairs for x in pair):
+    return None
+  return paired.mean_paired_difference(pairs)
+
+
+def _listing(differences: dict) -> str:
+  return "; ".join(f"{label} {paired.format_difference(d)}"
+                   for label, d in differences.items())
+
+
+def _per_cell(grid, key, direction, compare, margin=0.0, *, text, unit):
+  """A claim made of one paired test per (label, a, b) of ``compare``: every part must
+  hold; None if a cell is missing."""
+  diffs = _differences(grid, compare, key)
+  if diffs is None:
+    return None
+  verdict = paired.all_hold(paired.claim_verdict(d, direction, margin)
+                            for d in diffs.values())
+  return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs)}")
+
+
+def claims(grid) -> list:
+  """The paper's claims, each decided seed by seed (``experiments.paired``): a list of
+  ``claims.Finding``. A claim whose cells are not all in ``grid`` is left out."""
+  topk = lambda c, p: (c, p, "top_k")  # noqa: E731
+  found = []
+
+  def add(finding):
+    if finding is not None:
+      found.append(finding)
+
+  add(_per_cell(
+      grid, "test_ece", -1,
+      [(f"{SHORT[c]} {p} %", topk(c, p), topk("none", p)) for c in CALIBRATED
+       for p in SUBSETS],
+      text="Calibration during training lowers test ECE under selection, at every subset "
+           "size and for every calibration (vs cross-entropy, the same subset size)",
+      unit="ECE difference (points)"))
+  add(_per_cell(
+      grid, "test_accuracy", 1,
+      [(f"{SHORT[c]} {p} %", topk(c, p), topk("none", p)) for c in CALIBRATED
+       for p in SUBSETS], margin=-1.0,
+      text="...at no large accuracy cost: each calibrated cell is within 1 point of "
+           "cross-entropy (the interval lies above −1)",
+      unit="accuracy difference (points)"))
+  for best, text in (("mixup", "Mixup is the most consistent calibration: lowest ECE "
+                               "averaged over 30/20/10 %"),
+                     ("label_smoothing", "Label smoothing is the weakest calibration: "
+                                         "highest ECE averaged over 30/20/10 %")):
+    direction = -1 if best == "mixup" else 1
+    diffs = {f"{SHORT[best]} − {SHORT[o]}": _average_difference(
+        grid, [topk(best, p) for p in SUBSETS], [topk(o, p) for p in SUBSETS], "test_ece")
+        for o in CALIBRATED if o != best}
+    if None not in diffs.values():
+      add(claims_lib.Finding(text, paired.all_hold(
+          paired.claim_verdict(d, direction) for d in diffs.values()),
+          f"mean ECE difference (points): {_listing(diffs)}"))
+  gains = {c: _average_difference(grid, [(c, p, "target") for p in SUBSETS],
+                                  [topk(c, p) for p in SUBSETS], "test_accuracy")
+           for c in paper.CALIBRATIONS}
+  if None not in gains.values():
+    add(claims_lib.Finding(
+        "Target guidance improves accuracy over the current model alone (every "
+        "calibration, averaged over 30/20/10 %)",
+        paired.all_hold(paired.claim_verdict(d, 1) for d in gains.values()),
+        "accuracy gain of target-guided over self-scored (points): "
+        + _listing({SHORT[c]: d for c, d in gains.items()})))
+    gain = {c: {s: statistics.fmean(
+        _seeds(grid, c, p, "target", "test_accuracy")[s]
+        - _seeds(grid, *topk(c, p), "test_accuracy")[s] for p in SUBSETS)
+        for s in _seeds(grid, c, SUBSETS[0], "target", "test_accuracy")}
+        for c in paper.CALIBRATIONS}
+    most = {f"LS − {SHORT[c]}": paired.paired_difference(gain["label_smoothing"], gain[c])
+            for c in paper.CALIBRATIONS if c != "label_smoothing"}
+    add(claims_lib.Finding(
+        "...most for label smoothing (its gain exceeds every other calibration's)",
+        paired.all_hold(paired.claim_verdict(d, 1) for d in most.values()),
+        "difference of gains (points): " + _listing(most)))
+  add(_per_cell(
+      grid, "test_accuracy", 1, [("10 % − 100 %", topk("none", 10), ("none", 100, ""))],
+      margin=-1.5,
+      text="10 % subsets after warm-up lose only about 1 point of accuracy (cross-entropy; "
+           "tested as: the loss is under 1.5 points)",
+      unit="accuracy difference (points)"))
+  add(_per_cell(
+      grid, "test_accuracy", 1,
+      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in SUBSETS],
+      text="Max-entropy subsets beat fresh random subsets in accuracy (cross-entropy), at "
+           "every subset size", unit="accuracy difference (points)"))
+  add(_per_cell(
+      grid, "test_ece", -1,
+      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in SUBSETS],
+      text="(Not a claim of the paper.) Max-entropy subsets give lower test ECE than random "
+           "subsets (cross-entropy), at every subset size", unit="ECE difference (points)"))
+  return found
+
+
+def diagnosis(grid) -> str | None:
+  """Over-confidence error against ECE per calibration, averaged over 30/20/10 %."""
+  means = {}
+  for c in paper.CALIBRATIONS:
+    cells = [_cell(grid, c, p, "top_k") for p in SUBSETS]
+    if None in cells:
+      return None
+    means[c] = tuple(statistics.fmean(_stats(cell, k)[0] for cell in cells)
+                     for k in ("test_oe", "test_ece"))
+  return ("(Diagnosis.) Over-confidence error against ECE, averaged over 30/20/10 %: "
+          + ", ".join(f"{CALIBRATION_NAMES[c]} {oe:.2f} of {ece:.2f}"
+                      for c, (oe, ece) in means.items())
+          + " %: where OE is a small part of ECE the model is under-confident, i.e. the "
+          "calibration method over-corrects.")
 
 
 def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
@@ -380,6 +421,7 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
     lines += [f"![accuracy and ECE against subset size]({figures['vs_subset']})", ""]
   if "reliability_10" in figures:
     lines += [f"![test reliability diagrams, 10 % subsets]({figures['reliability_10']})", ""]
-  lines += grid_lib.claims_section(
-      claims(grid), note="3 seeds; differences smaller than the stds are not meaningful")
+  lines += claims_lib.section(claims(grid), seeds_note=f"{len(seeds)} seeds")
+  if (line := diagnosis(grid)) is not None:
+    lines += ["", line]
   return "\n".join(lines) + "\n"

@@ -50,3 +50,69 @@ def paired_difference(values: dict, baseline: dict) -> PairedDifference | None:
   low, high = mean - half, mean + half
   verdict = BETTER if low > 0 else WORSE if high < 0 else INCONCLUSIVE
   return PairedDifference(mean, std, len(seeds), low, high, verdict)
+
+
+# What a claim's test says, from the interval and the direction the claim states.
+HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "inconclusive"
+
+
+def claim_verdict(diff: PairedDifference | None, direction: int,
+                  margin: float = 0.0) -> str:
+  """The verdict of a claim that ``diff`` (a − b) is > ``margin`` (``direction`` +1) or
+  < ``margin`` (−1); a margin states a tolerance, e.g. "costs at most 1 point" is
+  direction +1 with margin −1.
+
+  It holds when the 95 % interval lies entirely on the claimed side of the margin, does
+  not hold when it lies entirely on the other side, and is inconclusive otherwise (also
+  with one seed, or none). A "no better than" claim is written with the direction of
+  "worse": an inconclusive verdict is then consistent with it, but not evidence for it.
+  """
+  if direction not in (1, -1):
+    raise ValueError(f"direction must be +1 or -1, got {direction}")
+  if diff is None or diff.n < 2:
+    return UNDECIDED
+  low, high = diff.low - margin, diff.high - margin
+  low, high = (low, high) if direction == 1 else (-high, -low)
+  return HOLDS if low > 0 else DOES_NOT_HOLD if high < 0 else UNDECIDED
+
+
+def all_hold(verdicts) -> str:
+  """A claim made of several (one per cell): holds if every part holds, does not hold if
+  any part does not, inconclusive otherwise."""
+  verdicts = list(verdicts)
+  if not verdicts:
+    raise ValueError("no verdicts to combine")
+  if DOES_NOT_HOLD in verdicts:
+    return DOES_NOT_HOLD
+  return HOLDS if all(v == HOLDS for v in verdicts) else UNDECIDED
+
+
+def mean_paired_difference(pairs) -> PairedDifference | None:
+  """The paired difference of averages: d_s = mean over the pairs (values, baseline) of
+  values[s] − baseline[s], on the seeds every pair has. One interval for a claim about an
+  average over cells (e.g. over subset sizes), keeping each seed's cells together."""
+  pairs = list(pairs)
+  seeds = set.intersection(*(set(a) & set(b) for a, b in pairs)) if pairs else set()
+  if not seeds:
+    return None
+  averaged = {s: statistics.fmean(a[s] - b[s] for a, b in pairs) for s in seeds}
+  return paired_difference(averaged, {s: 0.0 for s in seeds})
+
+
+def format_difference(diff: PairedDifference | None, decimals: int = 2) -> str:
+  """'+1.50 [+0.88, +2.12]' (mean and 95 % interval), or the mean alone for one seed."""
+  if diff is None:
+    return "—"
+  if diff.n < 2:
+    return f"{diff.mean:+.{decimals}f} (one seed)"
+  return f"{diff.mean:+.{decimals}f} [{diff.low:+.{decimals}f}, {diff.high:+.{decimals}f}]"
+
+
+def by_seed(cell: dict, key: str) -> dict:
+  """{seed: summary[key]} of a grid cell ({'seeds', 'summaries'})."""
+  return {seed: summary[key] for seed, summary in zip(cell["seeds"], cell["summaries"])}
+
+
+def cell_difference(cell: dict, baseline: dict, key: str) -> PairedDifference | None:
+  """``paired_difference`` of one summary key between two grid cells, seed by seed."""
+  return paired_difference(by_seed(cell, key), by_seed(baseline, key))

@@ -1,0 +1,129 @@
+"""The claims of every results file, and the one page that lists them all.
+
+Each grid's report decides its paper's claims with ``experiments.paired`` and writes them,
+beside its tables, to ``<prefix>_claims.json``; this module renders them, in the report's
+own claims section and on ``experiments/results/README.md``:
+
+    python -m experiments.claims   # rewrites README.md from every *_claims.json
+
+A claim's evidence is the paired difference (seed by seed, 95 % Student-t interval) it was
+decided on, as text, so a claim about several cells can show each cell's interval.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+from typing import NamedTuple
+
+from absl import app, flags
+
+from experiments import paired
+from jaxsel import files
+
+RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+VERDICTS = (paired.HOLDS, paired.DOES_NOT_HOLD, paired.UNDECIDED)
+
+
+class Finding(NamedTuple):
+  """What a report decides about one claim; ``attach`` gives it its paper and regime."""
+  text: str
+  verdict: str
+  evidence: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  paper: str  # e.g. "Tata et al. 2022 (calibrated sample prioritization)"
+  text: str  # the claim, in the paper's direction
+  regime: str  # where it was tested: data, model, length, seeds
+  verdict: str  # one of VERDICTS, or "not tested here" with the reason in evidence
+  evidence: str  # the paired difference(s) ± CI it rests on, with units
+  table: str  # the results file (name inside experiments/results)
+  command: str  # the command that produced that file
+
+  def __post_init__(self):
+    if self.verdict not in VERDICTS and not self.verdict.startswith("not tested"):
+      raise ValueError(f"verdict must be one of {VERDICTS} or 'not tested …', "
+                       f"got {self.verdict!r}")
+
+
+def attach(findings, *, paper: str, regime: str, table: str, command: str) -> list[Claim]:
+  """Claims from a report's findings, all tested in one regime and one results file."""
+  return [Claim(paper=paper, text=f.text, regime=regime, verdict=f.verdict,
+                evidence=f.evidence, table=table, command=command) for f in findings]
+
+
+def write(path: str, claims: list[Claim]) -> None:
+  files.write_text(path, json.dumps([dataclasses.asdict(c) for c in claims], indent=1)
+                   + "\n")
+
+
+def read(path: str) -> list[Claim]:
+  with open(path) as f:
+    return [Claim(**c) for c in json.load(f)]
+
+
+def section(claims, *, seeds_note: str) -> list[str]:
+  """A results file's closing section: each claim (a ``Claim`` or ``Finding``) with its
+  verdict and evidence."""
+  lines = ["## Which of the paper's claims hold at this scale", "",
+           f"Each claim is decided seed by seed ({seeds_note}): the mean paired difference "
+           "with its 95 % Student-t interval over seeds. It **holds** when the interval "
+           "excludes 0 in the claimed direction, **does not hold** when it excludes 0 the "
+           "other way, and is **inconclusive** otherwise.", ""]
+  return lines + [f"- {c.text}: **{c.verdict}** — {c.evidence}." for c in claims]
+
+
+def page(claims: list[Claim]) -> str:
+  """``experiments/results/README.md``: every claim, grouped by paper."""
+  counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+  lines = ["# Every claim tested, and what held", "",
+           "Each row is one claim of a reproduced paper, tested on data that runs on a CPU. "
+           "Methods are compared seed by seed (the same seed gives the same split, "
+           "initialisation and data order); the evidence is the mean paired difference with "
+           "its 95 % confidence interval (Student's t over the seeds, sd with n − 1). A claim "
+           "**holds** only when the interval excludes 0 in the claimed direction, **does not "
+           "hold** when it excludes 0 the other way, and is **inconclusive** otherwise — for "
+           "a claim of \"no better than\", inconclusive is consistent with the claim but not "
+           "evidence for it. Every verdict belongs to its regime: small models and short "
+           "training, so a verdict here says what holds at this scale, not on the paper's.",
+           "",
+           f"{len(claims)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
+           "", "Regenerate this page with `python -m experiments.claims` (it reads every "
+           "`*_claims.json` the reports write).", ""]
+  for paper_name in dict.fromkeys(c.paper for c in claims):
+    lines += [f"## {paper_name}", "",
+              "| claim | regime | verdict | paired difference [95 % CI] | table and command |",
+              "|---|---|---|---|---|"]
+    for c in (c for c in claims if c.paper == paper_name):
+      lines.append(f"| {_cell(c.text)} | {_cell(c.regime)} | **{c.verdict}** | "
+                   f"{_cell(c.evidence)} | [{c.table}]({c.table}): `{_cell(c.command)}` |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+  """Text safe inside a markdown table cell."""
+  return text.replace("|", "\\|").replace("\n", " ")
+
+
+def collect(results_dir: str = RESULTS_DIR) -> list[Claim]:
+  """Every claim of every ``*_claims.json`` in ``results_dir``, file by file (sorted)."""
+  return [claim for path in sorted(glob.glob(os.path.join(results_dir, "*_claims.json")))
+          for claim in read(path)]
+
+
+_RESULTS = flags.DEFINE_string("results_dir", RESULTS_DIR, "Where the *_claims.json are.")
+
+
+def main(argv):
+  del argv
+  claims = collect(_RESULTS.value)
+  path = os.path.join(_RESULTS.value, "README.md")
+  files.write_text(path, page(claims) + "\n")
+  print(f"wrote {path} ({len(claims)} claims)")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,118 @@
+"""The validation-tuned calibrated-prioritization grid: what it runs, how it chooses, and
+the files it writes, on a fake runner (no training)."""
+
+import json
+import os
+
+import pytest
+
+from configs.papers import calib_prioritization as paper
+from experiments import calib_prioritization_tuned as tuned
+from experiments import calib_prioritization_tuned_report as report
+from experiments import paired
+
+SEEDS, TUNING = [0, 1, 2, 3, 4], [0, 1, 2]
+_RELIABILITY = {"bin_lower": [0.0, 0.5], "bin_upper": [0.5, 1.0], "count": [10, 90],
+                "accuracy": [0.3, 0.9], "confidence": [0.4, 0.95]}
+
+
+def _val_ece(cell) -> float:
+  """Validation ECE of a fake run: lowest at the second value of each grid. Test ECE is
+  lowest at the first, so a choice that read test numbers would pick differently."""
+  if cell.value is None:
+    return 3.0
+  values = (paper.TARGET_ALPHAS if cell.arg.endswith("target_model")
+            else paper.TUNING_VALUES[cell.calibration])
+  return 1.0 + abs(values.index(cell.value) - 1)
+
+
+class FakeRunner:
+  def __init__(self):
+    self.calls, self.results, self.target_alpha = [], [], None
+
+  def __call__(self, cell, seed, stage):
+    extra = tuned.overrides(cell, seed, self.target_alpha)
+    self.calls.append((cell, seed, stage, extra))
+    values = (paper.TARGET_ALPHAS if cell.arg.endswith("target_model")
+              else paper.TUNING_VALUES.get(cell.calibration, ()))
+    first = cell.value is not None and values.index(cell.value) == 0
+    summary = {"val_ece": _val_ece(cell), "val_accuracy": 90.0,
+               "test_ece": 0.5 if first else 2.0 + 0.1 * seed,
+               "test_accuracy": 90.0 + 0.1 * seed + (0.2 if "mixup" in cell.arg else 0.0),
+               "test_oe": 1.0, "test_reliability": _RELIABILITY,
+               "num_train": 3600, "num_validation": 400, "num_test": 1000,
+               **{k: 1.0 for k in ("test_mce", "test_nll", "test_brier", "train_seconds",
+                                   "scoring_seconds", "selection_seconds",
+                                   "examples_backpropagated", "examples_forwarded")}}
+    result = {"arg": cell.arg, "calibration": cell.calibration, "value": cell.value,
+              "seed": seed, "stage": stage, "summary": summary,
+              "command": f"run {cell.label} {seed}", "wall_seconds": 6.0}
+    self.results.append(result)
+    return result
+
+
+@pytest.fixture(name="ran")
+def _ran(tmp_path, monkeypatch):
+  monkeypatch.setattr(tuned, "run_dir", lambda cell, seed: str(tmp_path / cell.label / str(seed)))
+  runner = FakeRunner()
+  return runner, tuned.run_grid(runner, SEEDS, TUNING)
+
+
+def test_the_grid_runs_what_it_counts_and_chooses_by_validation(ran):
+  runner, choices = ran
+  assert len(runner.calls) == tuned.jobs_total(SEEDS, TUNING) == 4 * 3 + 2 + 50 + 7 * 3 * 14
+  assert len({(c.label, s) for c, s, _, _ in runner.calls}) == len(runner.calls)  # no repeat
+  assert len(choices) == 1 + 7 * 3
+  for choice in choices:  # the second value of each grid has the lowest validation ECE
+    values = (paper.TARGET_ALPHAS if choice["arg"].endswith("target_model")
+              else paper.TUNING_VALUES[choice["calibration"]])
+    assert choice["chosen"] == values[1] and list(choice["val_ece"]) == list(values)
+  # Tuning seeds run every value; the other seeds only the chosen one.
+  mixup_10 = [(c.value, s) for c, s, _, _ in runner.calls
+              if c.arg == "mnist1d_small,mixup,10"]
+  assert sorted(mixup_10) == sorted([(v, s) for v in paper.TUNING_VALUES["mixup"]
+                                     for s in TUNING] + [(0.1, 3), (0.1, 4)])
+
+
+def test_table_2_ranks_by_the_same_seeds_target_at_the_chosen_alpha(ran):
+  runner, choices = ran
+  alpha = choices[0]["chosen"]
+  table2 = [(c, s, extra) for c, s, stage, extra in runner.calls if stage == "table 2"]
+  assert len(table2) == 3 * 5 + 3 * 3 * 14
+  for cell, seed, extra in table2:
+    assert extra["method.target.path"] == tuned.run_dir(
+        tuned.Cell(tuned.TARGET_ARG, "mixup", alpha), seed)
+  # Every target model the grid ranks by has run before the first Table 2 run.
+  first_table2 = next(i for i, call in enumerate(runner.calls) if call[2] == "table 2")
+  targets = {(c.value, s) for c, s, _, _ in runner.calls[:first_table2]
+             if c.arg == tuned.TARGET_ARG}
+  assert {(alpha, s) for s in SEEDS} <= targets
+
+
+def test_overrides_set_the_tuned_field():
+  cell = tuned.Cell("mnist1d_small,focal,20", "focal", 2.0)
+  assert tuned.overrides(cell, 3, None) == {"loss.focal_gamma": 2.0}
+  config = paper.get_config(cell.arg)
+  assert config.loss.name == "focal" and config.dataset.name == "mnist1d"
+  assert config.optimizer.learning_rate == 0.01 and config.train.num_epochs == 200
+
+
+def test_report_files_show_the_choices_and_decide_the_claims(ran, tmp_path):
+  runner, choices = ran
+  prefix = str(tmp_path / "out")
+  report.write(runner.results, choices, prefix=prefix, seeds=SEEDS, tuning_seeds=TUNING)
+  text = open(prefix + ".md").read()
+  assert "**α=0.1: 1.00**" in text and "α=0.05: 2.00" in text  # the mixup choice
+  assert "| mixup, 10 %, target-guided |" in text
+  assert "over-confidence error" in text and "5 seeds (0, 1, 2, 3, 4)" in text
+  claims = json.load(open(prefix + "_claims.json"))
+  assert len(claims) == 9 and all(c["verdict"] in (paired.HOLDS, paired.DOES_NOT_HOLD,
+                                                   paired.UNDECIDED) for c in claims)
+  # Fake test ECE: 2.0 + 0.1·seed for every chosen cell, so calibration never lowers it.
+  ece = next(c for c in claims if c["text"].startswith("Calibration during training"))
+  assert ece["verdict"] == paired.UNDECIDED and "+0.00" in ece["evidence"]
+  # Mixup runs are +0.2 points in accuracy: the target-guidance claim compares guided to
+  # self-scored mixup, equal here.
+  rows = open(prefix + ".csv").read().splitlines()
+  assert len(rows) == 1 + len({(r["arg"], r["value"]) for r in runner.results})
+  assert os.path.exists(prefix + "_vs_subset.png")

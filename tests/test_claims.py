@@ -1,0 +1,38 @@
+"""experiments/claims.py: the claim records, their files and the claims page."""
+
+import pytest
+
+from experiments import claims, paired
+
+
+def _claim(paper="P", verdict=paired.HOLDS, text="a beats b"):
+  return claims.Claim(paper=paper, text=text, regime="MNIST-1D, 5 seeds", verdict=verdict,
+                      evidence="Δ +1.00 [+0.50, +1.50] points", table="t.md",
+                      command="python -m experiments.x")
+
+
+def test_round_trip_and_page(tmp_path):
+  first = [_claim(), _claim(verdict=paired.UNDECIDED, text="c | d")]
+  second = [_claim(paper="Q", verdict=paired.DOES_NOT_HOLD)]
+  claims.write(str(tmp_path / "a_claims.json"), first)
+  claims.write(str(tmp_path / "b_claims.json"), second)
+  assert claims.read(str(tmp_path / "a_claims.json")) == first
+  collected = claims.collect(str(tmp_path))
+  assert collected == first + second
+  text = claims.page(collected)
+  assert "3 claims: 1 holds, 1 does not hold, 1 inconclusive." in text
+  assert text.index("## P") < text.index("## Q")
+  assert "| c \\| d |" in text  # a pipe inside a cell is escaped
+  assert text.count("[t.md](t.md): `python -m experiments.x`") == 3
+
+
+def test_section_lists_each_claim_with_its_verdict():
+  lines = claims.section([_claim()], seeds_note="5 seeds")
+  assert lines[-1] == "- a beats b: **holds** — Δ +1.00 [+0.50, +1.50] points."
+  assert "5 seeds" in lines[2]
+
+
+def test_unknown_verdict_is_refused():
+  with pytest.raises(ValueError, match="verdict must be one of"):
+    _claim(verdict="maybe")
+  assert _claim(verdict="not tested here: no run").verdict.startswith("not tested")
