@@ -17,6 +17,7 @@ from experiments import grid as grid_lib
 from experiments import paired
 from jaxsel import plotting
 
+PAPER_NAME = "Tata et al. 2022, calibrated sample prioritization"
 CALIBRATION_NAMES = {"none": "cross-entropy", "label_smoothing": "label smoothing",
                      "mixup": "mixup", "focal": "focal"}
 HPARAM_SYMBOL = {"label_smoothing": "ε", "mixup": "α", "focal": "γ"}
@@ -366,7 +367,7 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
       "",
       "```bash",
       *(grid[arg]["commands"][0] for arg in list(grid)[:2] if arg in grid),
-      f"python -m jaxsel.main --config=configs/papers/calib_prioritization.py:"
+      "python -m jaxsel.main --config=configs/papers/calib_prioritization.py:"
       "mnist1d,mixup,10,target --workdir=runs/calib_prioritization/mnist1d_mixup_10_target/"
       "seed0 --config.seed=0 --config.method.target.path="
       "runs/calib_prioritization/mnist1d_target_model/seed0",

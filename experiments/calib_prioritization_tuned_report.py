@@ -16,7 +16,7 @@ from experiments import grid
 from jaxsel import files
 
 DATASET = "mnist1d_small"
-PAPER_NAME = "Tata et al. 2022, calibrated sample prioritization"
+PAPER_NAME = report.PAPER_NAME
 COMMAND = "python -m experiments.calib_prioritization_tuned"
 METRICS = report.METRICS + ("val_ece", "val_accuracy")
 

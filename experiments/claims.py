@@ -55,8 +55,8 @@ def attach(findings, *, paper: str, regime: str, table: str, command: str) -> li
 
 
 def write(path: str, claims: list[Claim]) -> None:
-  files.write_text(path, json.dumps([dataclasses.asdict(c) for c in claims], indent=1)
-                   + "\n")
+  records = [dataclasses.asdict(c) for c in claims]
+  files.write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
 
 
 def read(path: str) -> list[Claim]:

@@ -13,7 +13,7 @@ import os
 import statistics
 
 from configs.papers import selection_comparison as paper
-from experiments import grid, paired
+from experiments import claims, grid, paired, selection_comparison_claims
 from jaxsel import files
 
 METHOD_NAMES = {
@@ -447,4 +447,5 @@ def write(results, output: str, *, seeds, ordering_command: str) -> None:
   figure_path = selection_comparison_figure.figure(cells(results), output + "_pareto.png")
   files.write_text(output + ".md", markdown(results, seeds=seeds, figure_path=figure_path,
                                             ordering_command=ordering_command))
-  print(f"wrote {output}.md, .csv and _pareto.png ({len(results)} runs)")
+  claims.write(output + "_claims.json", selection_comparison_claims.collect(cells(results)))
+  print(f"wrote {output}.md, .csv, _pareto.png and _claims.json ({len(results)} runs)")

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from configs.papers import selection_comparison as paper
-from experiments import grid
+from experiments import grid, paired, selection_comparison_claims
 from experiments import selection_comparison as experiment
 from experiments import selection_comparison_report as report
 from jaxsel import config_checks, importance, selection
@@ -210,3 +210,21 @@ def test_report_tables_sorted_with_verdicts_and_files(tmp_path):
   ccs = next(r for r in rows if r["method"] == "ccs")
   assert (ccs["vs_random_verdict"], ccs["target_reached"]) == ("inconclusive", "3")
   assert ccs["command_first_seed"] == "run mnist1d,ccs,0.3 0"
+
+
+def test_claims_lossless_infobatch_and_rho_loss_against_uniform():
+  results = _results()
+  for seed in (0, 1, 2):
+    # InfoBatch − full: −0.2, −0.3, −0.1 (mean −0.2, sd 0.1, half 4.303 · 0.1 / √3 = 0.248):
+    # the interval [−0.45, +0.05] lies above −0.5, so "lossless" holds.
+    results.append(_result("mnist1d,infobatch,1", seed, accuracy=90.0 - (0.2, 0.3, 0.1)[seed],
+                           val=[50, 80, 90, 90]))
+    # RHO-LOSS − fewer steps (78 + 0.5 s): +1, +1, +4: mean 2, sd 1.73, half 4.30: spans 0.
+    results.append(_result("mnist1d,rho,0.3", seed, accuracy=78.0 + 0.5 * seed
+                           + (1.0, 1.0, 4.0)[seed], val=[40, 60, 70], backprop=300))
+  found = selection_comparison_claims.collect(report.cells(results))
+  lossless, rho = found
+  assert lossless.verdict == paired.HOLDS and "-0.20 [-0.45, +0.05]" in lossless.evidence
+  assert rho.verdict == paired.UNDECIDED and "+2.00 [-2.30, +6.30]" in rho.evidence
+  assert "MNIST-1D, all training data" in rho.regime and "30 %" in rho.regime
+  assert {lossless.table, rho.table} == {"selection_comparison.md"}
