@@ -1,4 +1,5 @@
-"""Tables, figures and claim checks of the budgeted importance sampling grid.
+"""Tables and paired claim checks of the budgeted importance sampling grid (its figures:
+``budgeted_importance_sampling_figures``).
 
 A *run* is ``{"arg" (its label), "seed", "summary", "workdir", "command", "wall_seconds"}``;
 its label is ``DATASET,METHOD,AUGMENTATION,BUDGET`` (the config argument), with a fifth
@@ -6,22 +7,27 @@ part naming an ablation.
 """
 
 import math
-import statistics
 
-from experiments import grid
-from jaxsel import files, plotting
+from configs.papers import budgeted_importance_sampling as paper
+from experiments import claims as claims_lib
+from experiments import grid, paired
+from jaxsel import files
+
+PAPER_NAME = "Arazo et al. 2021, importance sampling for deep budgeted training"
+COMMAND = "python -m experiments.budgeted_importance_sampling"
+MAIN_BUDGET = 0.3
 
 METHOD_NAMES = {"sgd": "SGD (budgeted: fewer steps)", "random": "Random (fixed subset)",
                 "coreset": "Core-set (fixed CCS subset)", "unif": "unif-SGD", "p": "p-SGD",
                 "c": "c-SGD", "sb": "Selective backprop"}
-METHOD_COLORS = {"sgd": "tab:gray", "random": "tab:brown", "coreset": "tab:purple",
-                 "unif": "tab:blue",
-                 "p": "tab:red", "c": "tab:orange", "sb": "tab:green"}
 AUGMENTATION_NAMES = {"standard": "standard", "mixup": "mixup", "ricap": "RICAP",
                       "randaugment": "RandAugment"}
 ABLATION_NAMES = {"no_eps_last_step_lr": "p-SGD, step LR, no ε, no average",
                   "no_eps_last": "p-SGD, no ε, no average", "no_eps": "p-SGD, no ε",
                   "": "p-SGD", "reference_ricap_scores": "p-SGD + RICAP, reference scores"}
+# The p-SGD ablations from furthest from uniform to full p-SGD, and each step's change.
+ABLATION_ORDER = ("no_eps_last_step_lr", "no_eps_last", "no_eps", "")
+ABLATION_STEPS = ("linear − step LR", "average − last value", "ε − no ε")
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist1d": "MNIST-1D"}
 BUDGETS = (0.2, 0.3, 0.5, 0.7)
 METRICS = ("test_accuracy", "test_ece", "test_nll", "train_seconds",
@@ -49,11 +55,17 @@ def _cells(results) -> dict[tuple, dict]:
   return {parse(label): cell for label, cell in grid.cells(results).items()}
 
 
-def _stat(cells, key, metric="test_accuracy") -> tuple[float, float] | None:
+def _seeds(cells, key, metric="test_accuracy") -> dict | None:
+  """{seed: metric} of one cell; None if the grid lacks it or a run lacks the metric."""
   cell = cells.get(key)
   if cell is None or not all(metric in s for s in cell["summaries"]):
     return None
-  return grid.stats(cell, metric)
+  return paired.by_seed(cell, metric)
+
+
+def _stat(cells, key, metric="test_accuracy") -> tuple[float, float] | None:
+  """Mean and population std over the cell's seeds; None as for ``_seeds``."""
+  return None if _seeds(cells, key, metric) is None else grid.stats(cells[key], metric)
 
 
 def _fmt(stat, digits=2) -> str:
@@ -131,26 +143,20 @@ def _cost_table(cells, dataset, num_train, num_epochs) -> list[str]:
 def _entropy_table(cells, dataset) -> list[str]:
   lines = ["| p-SGD variant (30 %) | test accuracy | H(c) | paper H(c) CIFAR-10 / -100 |",
            "|---|---|---|---|"]
-  variants = [(ablation, (dataset, "p", "standard", 0.3, ablation))
-              for ablation in ("no_eps_last_step_lr", "no_eps_last", "no_eps", "")]
-  variants += [("ricap", (dataset, "p", "ricap", 0.3, "")),
-               ("reference_ricap_scores", (dataset, "p", "ricap", 0.3,
-                                           "reference_ricap_scores"))]
-  for ablation, key in variants:
-    name = "p-SGD + RICAP" if ablation == "ricap" else ABLATION_NAMES[ablation]
-    paper = PAPER_ENTROPY.get(ablation)
+  p = lambda a, ablation="": (dataset, "p", a, MAIN_BUDGET, ablation)  # noqa: E731
+  unif = lambda ablation="": (dataset, "unif", "standard", MAIN_BUDGET, ablation)  # noqa: E731
+  variants = [(ABLATION_NAMES[a], p("standard", a), PAPER_ENTROPY[a]) for a in ABLATION_ORDER]
+  variants += [("p-SGD + RICAP", p("ricap"), PAPER_ENTROPY["ricap"]),
+               (ABLATION_NAMES["reference_ricap_scores"], p("ricap", "reference_ricap_scores"),
+                None), ("unif-SGD, step LR", unif("step_lr"), None),
+               ("unif-SGD (for scale)", unif(), None)]
+  for name, key, reference in variants:
+    if key[1] == "unif" and key not in cells:
+      continue
     lines.append(f"| {name} | {_fmt(_stat(cells, key))} | "
                  f"{_fmt(_stat(cells, key, 'coverage_entropy'), 3)} | "
-                 + ("–" if paper is None else f"{paper[0]:.2f} / {paper[1]:.2f}") + " |")
-  step = (dataset, "unif", "standard", 0.3, "step_lr")
-  if step in cells:
-    lines.append(f"| unif-SGD, step LR | {_fmt(_stat(cells, step))} | "
-                 f"{_fmt(_stat(cells, step, 'coverage_entropy'), 3)} | – |")
-  unif = _stat(cells, (dataset, "unif", "standard", 0.3, ""), "coverage_entropy")
-  if unif is not None:
-    lines.append(f"| unif-SGD (for scale) | "
-                 f"{_fmt(_stat(cells, (dataset, 'unif', 'standard', 0.3, '')))} | "
-                 f"{_fmt(unif, 3)} | – |")
+                 + ("–" if reference is None else f"{reference[0]:.2f} / {reference[1]:.2f}")
+                 + " |")
   return lines
 
 
@@ -165,169 +171,210 @@ def _paper_table() -> list[str]:
   return lines
 
 
-def _mean(cells, key, metric="test_accuracy") -> float | None:
-  stat = _stat(cells, key, metric)
-  return None if stat is None else stat[0]
+SHORT_NAMES = {**METHOD_NAMES, "sgd": "SGD", "random": "Random", "coreset": "Core-set"}
+ACCURACY = "accuracy difference (points)"
 
 
-def claims(cells, dataset, augmentations) -> list[str]:
-  """The paper's claims, checked on this dataset's means."""
-  out = []
-  # 1. Importance sampling vs uniform, every (augmentation at 30 %) and (budget, standard).
-  pairs = [(a, 0.3) for a in augmentations] + [("standard", b) for b in BUDGETS if b != 0.3]
-  comparisons = []
-  for augmentation, budget in pairs:
-    unif = _stat(cells, (dataset, "unif", augmentation, budget, ""))
-    for method in ("p", "c"):
-      other = _stat(cells, (dataset, method, augmentation, budget, ""))
-      if unif and other:
-        noise = max(unif[1], other[1])
-        comparisons.append((method, augmentation, budget, other[0] - unif[0], noise))
-  if comparisons:
-    counts = {}
-    for method in ("p", "c"):
-      gaps = [(d, n) for m, *_, d, n in comparisons if m == method]
-      counts[method] = (sum(d > n for d, n in gaps), sum(d < -n for d, n in gaps), len(gaps))
-    mean_gap = statistics.fmean(d for *_, d, _ in comparisons)
-    wins = {m: b > t / 2 for m, (b, _, t) in counts.items()}
-    verdict = ("Holds." if not any(wins.values()) else
-               "Does not hold here: " + " and ".join(
-                   f"{METHOD_NAMES[m]} beats uniform in most comparisons" for m, w in
-                   wins.items() if w) + ".")
-    out.append("**Importance sampling does not consistently beat uniform sampling** "
-               "(p-SGD and c-SGD against unif-SGD at the same budget and augmentation; "
-               "better / worse = by more than the larger seed std): "
-               + "; ".join(f"{METHOD_NAMES[m]} better in {b}, worse in {w}, within the std in "
-                           f"{t - b - w} of {t}" for m, (b, w, t) in counts.items())
-               + f"; mean difference {mean_gap:+.2f} points. {verdict}")
-  # 2. 30 % + the best augmentation vs 100 % standard.
-  full = _mean(cells, (dataset, "sgd", "standard", 1.0, ""))
-  best = [(a, _mean(cells, (dataset, "unif", a, 0.3, ""))) for a in augmentations
-          if a != "standard"]
-  best = [b for b in best if b[1] is not None]
-  if full is not None and best:
-    augmentation, value = max(best, key=lambda b: b[1])
-    out.append(f"**With a 30 % budget, uniform sampling + a suitable augmentation matches "
-               f"100 %-budget standard training**: unif-SGD + "
-               f"{AUGMENTATION_NAMES[augmentation]} {value:.2f} % against {full:.2f} % "
-               f"({value - full:+.2f} points). "
-               + ("Holds." if value >= full - 0.1 else "Does not hold here."))
-  # 3. Augmentation matters more than the sampler at 30 %.
-  by_sampler = [_mean(cells, (dataset, m, "standard", 0.3, "")) for m in ("unif", "p", "c")]
-  by_augmentation = [_mean(cells, (dataset, "unif", a, 0.3, "")) for a in augmentations]
-  if None not in by_sampler and None not in by_augmentation:
-    sampler_spread = max(by_sampler) - min(by_sampler)
-    augmentation_spread = max(by_augmentation) - min(by_augmentation)
-    standard = by_augmentation[augmentations.index("standard")]
-    hurts = max(by_augmentation) <= standard
-    out.append(f"**Data augmentation matters more than the sampler** (30 %): the spread "
-               f"over unif/p/c-SGD with standard augmentation is {sampler_spread:.2f} points, "
-               f"over the augmentations with unif-SGD {augmentation_spread:.2f} points. "
-               + ("Does not hold here." if augmentation_spread <= sampler_spread else
-                  "Holds, but only because the added augmentations all lower accuracy "
-                  "at this training length." if hurts else "Holds."))
-  # 4. Figure 1: a new random subset every epoch beats one fixed random subset.
-  gaps = [(b, _mean(cells, (dataset, "unif", "standard", b, "")),
-           _mean(cells, (dataset, "random", "standard", b, ""))) for b in BUDGETS]
-  gaps = [(b, u - r) for b, u, r in gaps if u is not None and r is not None]
-  if gaps:
-    out.append("**unif-SGD beats a fixed random subset of the same size** (Figure 1): "
-               + ", ".join(f"{100 * b:.0f} %: {g:+.2f}" for b, g in gaps) + " points. "
-               + ("Holds at every budget." if all(g > 0 for _, g in gaps) else
-                  "Does not hold at every budget."))
-  gaps = [(b, _mean(cells, (dataset, "unif", "standard", b, "")),
-           _mean(cells, (dataset, "coreset", "standard", b, ""))) for b in BUDGETS]
-  gaps = [(b, u - c) for b, u, c in gaps if u is not None and c is not None]
-  if gaps:
-    listed = ", ".join(f"{100 * b:.0f} %: {g:+.2f}" for b, g in gaps)
-    out.append("**... and a fixed core-set of the same size** (Figure 1; CCS on the "
-               f"accumulated margin): {listed} points. "
-               + ("Holds at every budget." if all(g > 0 for _, g in gaps) else
-                  "Does not hold at every budget."))
-  # 5. Figure 1 right: ingredients that make p-SGD closer to uniform raise H(c).
-  order = ["no_eps_last_step_lr", "no_eps_last", "no_eps", ""]
-  entropies = [_mean(cells, (dataset, "p", "standard", 0.3, a), "coverage_entropy")
-               for a in order]
-  if None not in entropies:
-    rising = all(a <= b for a, b in zip(entropies, entropies[1:]))
-    out.append("**Each ingredient that brings p-SGD closer to uniform raises H(c)** "
-               "(step LR → linear, last value → average, no ε → ε): "
-               + " → ".join(f"{e:.3f}" for e in entropies) + ". "
-               + ("Holds." if rising else "Not monotone here."))
-    accuracies = [_mean(cells, (dataset, "p", "standard", 0.3, a)) for a in order]
-    if None not in accuracies:
-      helps = all(a <= b for a, b in zip(accuracies, accuracies[1:]))
-      out.append("**... and that helps accuracy** (the same order): "
-                 + " → ".join(f"{a:.2f}" for a in accuracies) + " %. "
-                 + ("Holds." if helps else "Does not hold here."))
-  step = _stat(cells, (dataset, "unif", "standard", 0.3, "step_lr"))
-  linear = _stat(cells, (dataset, "unif", "standard", 0.3, ""))
-  if step and linear:
-    out.append(f"(The step schedule alone, with unif-SGD: {_fmt(step)} % against "
-               f"{_fmt(linear)} % with the linear decay, {step[0] - linear[0]:+.2f} points; "
-               "the step-LR ablation changes the schedule as well as the sampling.)")
+def _differences(cells, compare, metric) -> dict:
+  """{label: paired difference a − b, seed by seed} of each (label, a, b) of ``compare``
+  whose two cells are both in ``cells``."""
+  out = {}
+  for label, a, b in compare:
+    values, baseline = _seeds(cells, a, metric), _seeds(cells, b, metric)
+    if values is not None and baseline is not None:
+      out[label] = paired.paired_difference(values, baseline)
   return out
 
 
-def figures(cells, prefix: str, datasets) -> dict[str, str]:
-  budget_panels, column_panels = [], []
-  for dataset in datasets:
-    series = []
-    for method, name in METHOD_NAMES.items():
-      points = [(100 * b, _stat(cells, (dataset, method, "standard", b, ""))) for b in BUDGETS]
-      points = [(x, s) for x, s in points if s is not None]
-      if points:
-        series.append({"label": name, "x": [x for x, _ in points],
-                       "y": [s[0] for _, s in points], "yerr": [s[1] for _, s in points],
-                       "color": METHOD_COLORS[method]})
-    full = _stat(cells, (dataset, "sgd", "standard", 1.0, ""))
-    if full is not None:
-      series.append({"label": "100 % budget", "x": [20, 70], "y": [full[0]] * 2,
-                     "color": "black", "linestyle": "--"})
-    budget_panels.append((DATASET_NAMES[dataset], series))
-    augmentations = [a for a in AUGMENTATION_NAMES
-                     if any(k[0] == dataset and k[2] == a for k in cells)]
-    bars = [{"label": name, "color": METHOD_COLORS[method],
-             "y": [(_stat(cells, (dataset, method, a, 0.3, "")) or (math.nan, 0))[0]
-                   for a in augmentations],
-             "yerr": [(_stat(cells, (dataset, method, a, 0.3, "")) or (0, 0))[1]
-                      for a in augmentations]} for method, name in _methods(cells, dataset)]
-    column_panels.append((f"{DATASET_NAMES[dataset]}, 30 % budget",
-                          [AUGMENTATION_NAMES[a] for a in augmentations], bars))
-  paths = {"budgets": plotting.line_panels(budget_panels, prefix + "_budgets.png",
-                                           xlabel="budget (% of examples per epoch)",
-                                           ylabel="test accuracy (%)")}
-  paths["column"] = plotting.grouped_bars(column_panels, prefix + "_budget30.png",
-                                          ylabel="test accuracy (%)")
-  return paths
+def _listing(differences: dict, decimals: int = 2) -> str:
+  return "; ".join(f"{label} {paired.format_difference(d, decimals)}"
+                   for label, d in differences.items())
+
+
+def _per_cell(cells, compare, direction, *, text, unit, metric="test_accuracy",
+              combine=paired.all_hold, complete=False, decimals=2):
+  """A claim decided by one paired test a − b per (label, a, b) of ``compare``, combined
+  over the cells present (all of them if ``complete``); None if there are none."""
+  diffs = _differences(cells, compare, metric)
+  if not diffs or (complete and len(diffs) < len(compare)):
+    return None
+  verdict = combine(paired.claim_verdict(d, direction) for d in diffs.values())
+  return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs, decimals)}")
+
+
+def _no_better(finding):
+  """A "does not beat" claim is tested in the direction of "worse": say what an
+  inconclusive verdict means for it."""
+  if finding is None or finding.verdict != paired.UNDECIDED:
+    return finding
+  return finding._replace(evidence=finding.evidence + " (inconclusive: consistent with the "
+                          "claim, but not evidence for it)")
+
+
+def _spread(values) -> dict:
+  """{seed: max − min over the cells} of [{seed: value}] on the seeds every cell has."""
+  seeds = set.intersection(*(set(v) for v in values))
+  return {s: max(v[s] for v in values) - min(v[s] for v in values) for s in seeds}
+
+
+def _augmentation_vs_sampler(cells, dataset, augmentations):
+  """Claim 3: the per-seed accuracy spread over augmentations (unif-SGD, 30 %) minus the
+  spread over the samplers (standard, 30 %), paired by seed."""
+  key = lambda m, a: (dataset, m, a, MAIN_BUDGET, "")  # noqa: E731
+  samplers = [_seeds(cells, key(m, "standard")) for m in ("unif", "p", "c")]
+  augmented = [_seeds(cells, key("unif", a)) for a in augmentations]
+  if len(augmentations) < 2 or None in samplers + augmented:
+    return None
+  diff = paired.paired_difference(_spread(augmented), _spread(samplers))
+  versus = _differences(cells, [(AUGMENTATION_NAMES[a], key("unif", a), key("unif", "standard"))
+                                for a in augmentations if a != "standard"], "test_accuracy")
+  lowered = paired.all_hold(paired.claim_verdict(d, -1) for d in versus.values())
+  evidence = (f"accuracy spread (max − min, points) over augmentations − over samplers "
+              f"{paired.format_difference(diff)}; each augmentation − standard (unif-SGD): "
+              + _listing(versus)
+              + ("; every added augmentation lowers accuracy here, so the larger spread is a "
+                 "loss, not a gain" if lowered == paired.HOLDS else ""))
+  return claims_lib.Finding(
+      "Data augmentation matters more than the sampler at a 30 % budget: the accuracy "
+      "spread over augmentations (unif-SGD) exceeds the spread over unif/p/c-SGD (standard "
+      "augmentation)", paired.claim_verdict(diff, 1), evidence)
+
+
+def claims(cells, dataset) -> list:
+  """The paper's claims on ``dataset``, each decided seed by seed (``experiments.paired``):
+  a list of ``claims.Finding``. A claim over several cells is decided on the cells the
+  grid holds (its evidence lists them); one with none of its cells is left out."""
+  augmentations = _augmentations(cells, dataset)
+  key = lambda m, a="standard", b=MAIN_BUDGET, ablation="": (  # noqa: E731
+      dataset, m, a, b, ablation)
+  settings = [(a, MAIN_BUDGET) for a in augmentations]
+  settings += [("standard", b) for b in BUDGETS if b != MAIN_BUDGET]
+  found = []
+
+  def add(finding):
+    if finding is not None:
+      found.append(finding)
+
+  for method in ("p", "c"):
+    name = SHORT_NAMES[method]
+    add(_no_better(_per_cell(
+        cells, [(f"{AUGMENTATION_NAMES[a]} {100 * b:.0f} %", key(method, a, b),
+                 key("unif", a, b)) for a, b in settings], -1,
+        text=f"Importance sampling does not beat uniform sampling: {name} is no better "
+             "than unif-SGD at the same budget and augmentation, in any cell (tested as "
+             f"{name} − unif-SGD < 0 in every cell)",
+        unit=f"{ACCURACY}, {name} − unif-SGD")))
+  add(_per_cell(
+      cells, [(AUGMENTATION_NAMES[a], key("unif", a), key("sgd", b=1.0))
+              for a in augmentations if a != "standard"], 1, combine=paired.some_hold,
+      text="With a 30 % budget, uniform sampling with a suitable augmentation surpasses "
+           "100 %-budget standard training (some augmentation's unif-SGD − SGD 100 % "
+           "standard > 0)",
+      unit=f"{ACCURACY}, unif-SGD 30 % − SGD 100 % standard"))
+  add(_augmentation_vs_sampler(cells, dataset, augmentations))
+  for baseline, figure in (("random", "a fixed random subset"),
+                           ("coreset", "a fixed core-set (CCS on the accumulated margin)")):
+    add(_per_cell(
+        cells, [(f"{100 * b:.0f} %", key("unif", b=b), key(baseline, b=b)) for b in BUDGETS],
+        1, text=f"unif-SGD beats {figure} of the same size, at every budget (Figure 1)",
+        unit=f"{ACCURACY}, unif-SGD − {SHORT_NAMES[baseline]}"))
+  steps = [(label, key("p", ablation=a), key("p", ablation=b))
+           for label, b, a in zip(ABLATION_STEPS, ABLATION_ORDER, ABLATION_ORDER[1:])]
+  add(_per_cell(
+      cells, steps, 1, metric="coverage_entropy", complete=True, decimals=3,
+      text="Each ingredient that brings p-SGD closer to uniform raises H(c) (step LR → "
+           "linear, last value → average, no ε → ε; Figure 1, right)",
+      unit="H(c) difference (nats)"))
+  add(_per_cell(
+      cells, steps, 1, complete=True,
+      text="...and each one raises accuracy (the same steps)", unit=ACCURACY))
+  return found
+
+
+def _step_lr_note(cells, dataset) -> list[str]:
+  """How much of the step-LR ablation is the schedule alone (not a claim of the paper)."""
+  key = lambda ablation: (dataset, "unif", "standard", MAIN_BUDGET, ablation)  # noqa: E731
+  diffs = _differences(cells, [("step − linear LR", key("step_lr"), key(""))], "test_accuracy")
+  return [f"The step schedule alone, with unif-SGD: {_listing(diffs)} accuracy points "
+          "(paired by seed); the step-LR ablation changes the schedule as well as the "
+          "sampling.", ""] if diffs else []
 
 
 SETTINGS = {
     "fashion_mnist": "Fashion-MNIST (54,000 training / 6,000 validation / 10,000 test images), "
-                     "the example-forgetting MNIST CNN (21,840 parameters), 10 epochs",
-    "mnist1d": "MNIST-1D large (45,000 / 5,000 / 10,000 signals), the MNIST-1D CNN, 30 epochs",
+                     "the example-forgetting MNIST CNN (21,840 parameters)",
+    "mnist1d": "MNIST-1D large (45,000 / 5,000 / 10,000 signals), the MNIST-1D CNN",
 }
+REGIMES = {"fashion_mnist": "Fashion-MNIST (54,000 train), example-forgetting MNIST CNN",
+           "mnist1d": "MNIST-1D large (45,000 train), MNIST-1D CNN"}
 NUM_TRAIN = {"fashion_mnist": 54_000, "mnist1d": 45_000}
-NUM_EPOCHS = {"fashion_mnist": 10, "mnist1d": 30}
+
+
+def _augmentations(cells, dataset) -> list[str]:
+  """The augmentations of the dataset's 30 % unif-SGD runs, in the paper's order."""
+  return [a for a in AUGMENTATION_NAMES if (dataset, "unif", a, MAIN_BUDGET, "") in cells]
+
+
+def dataset_seeds(cells, dataset) -> list[int]:
+  """Every seed of the dataset's runs, in the order they appear."""
+  return list(dict.fromkeys(s for key, cell in cells.items() if key[0] == dataset
+                            for s in cell["seeds"]))
+
+
+def dataset_epochs(cells, dataset) -> int:
+  """The epochs the dataset's runs report (budgeted SGD aside: it is a step count); the
+  paper config's length where none does."""
+  epochs = {s["num_epochs"] for key, cell in cells.items()
+            if key[0] == dataset and not (key[1] == "sgd" and key[3] < 1)
+            for s in cell["summaries"] if "num_epochs" in s}
+  if len(epochs) > 1:
+    raise ValueError(f"{dataset}: runs of different lengths {sorted(epochs)} in one report")
+  return epochs.pop() if epochs else paper.EPOCHS[dataset]
+
+
+def _seeds_text(seeds) -> str:
+  listed = ", ".join(map(str, seeds))
+  if tuple(seeds) == paper.SEED_POOL[:len(seeds)]:
+    return f"{len(seeds)} seeds of the reference's pool, its first {len(seeds)}: {listed}"
+  return f"{len(seeds)} seeds: {listed}"
+
+
+def seeds_note(cells, datasets) -> str:
+  """The seeds behind the claims: one list, or one per dataset where they differ."""
+  seeds = {d: dataset_seeds(cells, d) for d in datasets}
+  if len({tuple(s) for s in seeds.values()}) == 1:
+    return _seeds_text(seeds[datasets[0]])
+  return "; ".join(f"{DATASET_NAMES[d]}, {_seeds_text(s)}" for d, s in seeds.items())
+
+
+def regime(cells, dataset) -> str:
+  """One line: the data, model, length and seeds the dataset's claims were tested on."""
+  return (f"{REGIMES[dataset]}, {dataset_epochs(cells, dataset)} epochs, lr 0.05, linear "
+          f"decay per step; {len(dataset_seeds(cells, dataset))} seeds")
+
+
+def claim_records(cells, datasets, *, table: str) -> list:
+  """Every dataset's claims as ``claims.Claim`` records, each with its dataset's regime."""
+  return [claim for d in datasets for claim in claims_lib.attach(
+      claims(cells, d), paper=PAPER_NAME, regime=regime(cells, d), table=table,
+      command=COMMAND)]
 
 
 def _dataset_section(cells, dataset) -> list[str]:
-  augmentations = [a for a in AUGMENTATION_NAMES
-                   if (dataset, "unif", a, 0.3, "") in cells]
+  epochs = dataset_epochs(cells, dataset)
   return [
-      f"## {DATASET_NAMES[dataset]}", "", SETTINGS[dataset] + ".", "",
-      "### The 30 % column (test accuracy %, last epoch, mean ± std over seeds)", "",
-      *_column_table(cells, dataset, augmentations), "",
+      f"## {DATASET_NAMES[dataset]}", "",
+      f"{SETTINGS[dataset]}, {epochs} epochs; {_seeds_text(dataset_seeds(cells, dataset))}.",
+      "", "### The 30 % column (test accuracy %, last epoch, mean ± std over seeds)", "",
+      *_column_table(cells, dataset, _augmentations(cells, dataset)), "",
       "### Budgets, standard augmentation", "", *_budget_table(cells, dataset), "",
       "### What each method cost (30 %, standard)", "",
-      *_cost_table(cells, dataset, NUM_TRAIN[dataset], NUM_EPOCHS[dataset]), "",
+      *_cost_table(cells, dataset, NUM_TRAIN[dataset], epochs), "",
       "### Coverage entropy H(c) of p-SGD and its ablations (Figure 1, right)", "",
-      *_entropy_table(cells, dataset), "",
-      "### The paper's claims here", "",
-      *[f"- {claim}" for claim in claims(cells, dataset, augmentations)], ""]
+      *_entropy_table(cells, dataset), "", *_step_lr_note(cells, dataset)]
 
 
-def markdown(results, *, seeds, figure_paths, minutes) -> str:
+def markdown(results, *, figure_paths, minutes, csv_name) -> str:
   cells = _cells(results)
   datasets = [d for d in DATASET_NAMES if any(k[0] == d for k in cells)]
   lines = [
@@ -337,16 +384,15 @@ def markdown(results, *, seeds, figure_paths, minutes) -> str:
       "fixed number of epochs; SGD with a budget stops after the same number of steps. All "
       "runs: SGD momentum 0.9, weight decay 1e-4, batch 128 with drop-last, the learning "
       "rate decayed linearly per step to 1e-6 at the last step (B.6), lr 0.05.", "",
-      "    python -m experiments.budgeted_importance_sampling   # the whole grid, resumable",
+      f"    {COMMAND}   # the whole grid, resumable",
       "    python -m jaxsel.main --config=configs/papers/budgeted_importance_sampling.py:"
       "fashion_mnist,p,ricap,0.3 --workdir=DIR --config.seed=66446573   # one run", "",
-      f"{len(results)} runs, {minutes:.0f} minutes of run time on a 2-core CPU; seeds "
-      f"{', '.join(map(str, seeds))} (the first three of the reference's pool). Every "
-      "cell's command is in `budgeted_importance_sampling.csv`. Models and epochs were "
-      "sized for a grid of about 90 minutes on this machine; this run shared it with tests "
-      "and benchmarks (the two datasets side by side), so its run time is longer. That is "
-      "far shorter training than the paper's 200 ResNet-18 epochs: absolute accuracies and "
-      "the size of every gap belong to this scale.", "",
+      f"{len(results)} runs, {minutes:.0f} minutes of run time on a 2-core CPU; "
+      f"{seeds_note(cells, datasets)}. Every cell's command is in `{csv_name}`. The default "
+      "lengths (10 epochs on Fashion-MNIST, 30 on MNIST-1D) were sized for a grid of about "
+      "90 minutes on this machine, which the runs may share with other work, so run times "
+      "are rough. That is far shorter training than the paper's 200 ResNet-18 epochs: "
+      "absolute accuracies and the size of every gap belong to this scale.", "",
       "How jaxsel runs the paper's methods:", "",
       "- **unif-SGD / p-SGD / c-SGD**: a new subset each epoch, drawn without replacement by "
       "Gumbel-top-k from the weights of B.4 (difficulty = running mean of 1 − p_y from the "
@@ -374,23 +420,34 @@ def markdown(results, *, seeds, figure_paths, minutes) -> str:
             "H(c) of the paper's p-SGD ablations at 30 % is in the entropy tables above; its "
             "maximum there is ln 50,000 = 10.82. The paper's main tables (every method × "
             "augmentation) were not available to this reproduction.", ""]
-  return "\n".join(lines)
+  # One claims list for both datasets: each claim names the dataset it was tested on.
+  findings = [f._replace(text=f"{DATASET_NAMES[d]}: {f.text}") for d in datasets
+              for f in claims(cells, d)]
+  lines += claims_lib.section(findings, seeds_note=seeds_note(cells, datasets))
+  return "\n".join(lines) + "\n"
 
 
 def _name(path: str) -> str:
   return path.rsplit("/", 1)[-1]
 
 
-def write(results, output: str, *, seeds) -> None:
-  """The csv, figures and markdown of ``results`` at path prefix ``output``."""
+def write(results, output: str) -> None:
+  """The csv, figures, markdown and ``_claims.json`` of ``results`` at path prefix
+  ``output``."""
   if not results:
     print("no finished runs to report")
     return
+  # Imported here: the figures build on this module's cell look-ups.
+  from experiments import budgeted_importance_sampling_figures as figures_lib
   grid.write_csv(output + ".csv", rows(results))
   cells = _cells(results)
   datasets = [d for d in DATASET_NAMES if any(k[0] == d for k in cells)]
-  figure_paths = figures(cells, output, datasets)
+  figure_paths = figures_lib.figures(cells, output, datasets)
   minutes = sum(r["wall_seconds"] for r in results) / 60
-  files.write_text(output + ".md", markdown(results, seeds=seeds, figure_paths=figure_paths,
-                                            minutes=minutes))
-  print(f"wrote {output}.md and .csv ({len(results)} runs, {minutes:.0f} min of runs)")
+  name = _name(output)
+  files.write_text(output + ".md", markdown(results, figure_paths=figure_paths,
+                                            minutes=minutes, csv_name=name + ".csv"))
+  claims_lib.write(output + "_claims.json",
+                   claim_records(cells, datasets, table=name + ".md"))
+  print(f"wrote {output}.md, .csv and _claims.json ({len(results)} runs, {minutes:.0f} min "
+        "of runs)")

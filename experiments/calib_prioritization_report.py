@@ -53,7 +53,7 @@ METRICS = ("test_accuracy", "test_ece", "test_mce", "test_oe", "test_nll", "test
            "examples_forwarded")
 
 
-def _parse(arg: str) -> dict:
+def parse(arg: str) -> dict:
   dataset, *rest = arg.split(",")
   if rest == ["target_model"]:
     return {"dataset": dataset, "calibration": "mixup", "percent": 100,
@@ -71,7 +71,7 @@ def cells(results) -> dict[str, dict]:
   labels = {r["arg"]: r["hparam"] for r in results if "hparam" in r}
   out = {}
   for arg, cell in grid_lib.cells(results).items():
-    cell = {**_parse(arg), **cell}
+    cell = {**parse(arg), **cell}
     cell["hparam"] = labels.get(arg, "" if cell["variant"] == "target_model"
                                 else _hparam(cell))
     out[arg] = cell
@@ -110,14 +110,14 @@ def rows(results) -> list[dict]:
   return out
 
 
-def _cell(grid, calibration, percent, variant):
+def find_cell(grid, calibration, percent, variant):
   """The cell of a (calibration, percent, variant); variant '' or 'top_k' is Table 1."""
   suffix = f",{variant}" if variant in ("target", "random") else ""
   dataset = next(iter(grid.values()))["dataset"] if grid else ""
   return grid.get(f"{dataset},{calibration},{percent}{suffix}")
 
 
-def _fmt(cell) -> str:
+def fmt(cell) -> str:
   if cell is None:
     return "—"
   acc, acc_std = _stats(cell, "test_accuracy")
@@ -125,23 +125,23 @@ def _fmt(cell) -> str:
   return f"{acc:.2f} ± {acc_std:.2f} / {ece:.2f} ± {ece_std:.2f}"
 
 
-def _table(grid, variant: str, percents) -> list[str]:
+def table(grid, variant: str, percents) -> list[str]:
   lines = ["| calibration | " + " | ".join(f"{p} %" for p in percents) + " |",
            "|---|" + "---|" * len(percents)]
   for calibration in paper.CALIBRATIONS:
-    hparams = [(c["hparam"] if (c := _cell(grid, calibration, p,
+    hparams = [(c["hparam"] if (c := find_cell(grid, calibration, p,
                                             variant if p < 100 else "")) else "")
                for p in percents]
     label = CALIBRATION_NAMES[calibration]
     if calibration != "none":
       label += " (" + " / ".join(h.split("=")[1] for h in hparams if h) + ")"
     lines.append(f"| {label} | " + " | ".join(
-        _fmt(_cell(grid, calibration, p, variant if p < 100 else "")) for p in percents)
+        fmt(find_cell(grid, calibration, p, variant if p < 100 else "")) for p in percents)
                  + " |")
   return lines
 
 
-def _paper_table(table: int, dataset: str) -> list[str]:
+def paper_table(table: int, dataset: str) -> list[str]:
   numbers = PAPER[(table, dataset)]
   lines = ["| calibration | 100 % | 30 % | 20 % | 10 % |", "|---|---|---|---|---|"]
   for calibration in paper.CALIBRATIONS:
@@ -164,13 +164,13 @@ def _series(grid) -> list[dict]:
   for variant, style, suffix in (("top_k", "-", "max entropy"),
                                  ("target", "--", "target-guided")):
     for calibration in paper.CALIBRATIONS:
-      points = [(p, _cell(grid, calibration, p, variant if p < 100 else ""))
+      points = [(p, find_cell(grid, calibration, p, variant if p < 100 else ""))
                 for p in (10, 20, 30, 100)]
       points = [(p, c) for p, c in points if c is not None]
       if len(points) >= 2:
         series.append(_line(f"{CALIBRATION_NAMES[calibration]}, {suffix}", style,
                             COLORS[calibration], points))
-  points = [(p, _cell(grid, "none", p, "random")) for p in (10, 20, 30)]
+  points = [(p, find_cell(grid, "none", p, "random")) for p in (10, 20, 30)]
   points = [(p, c) for p, c in points if c is not None]
   if points:
     series.append(_line("cross-entropy, random subset", ":", "black", points))
@@ -186,7 +186,7 @@ def figures(results, prefix: str) -> dict[str, str]:
   written["vs_subset"] = os.path.basename(path)
   panels = []
   for calibration in paper.CALIBRATIONS:
-    cell = _cell(grid, calibration, 10, "top_k")
+    cell = find_cell(grid, calibration, 10, "top_k")
     if cell is None:
       continue
     summary = cell["summaries"][0]
@@ -207,7 +207,7 @@ SHORT = {"none": "CE", "label_smoothing": "LS", "mixup": "mixup", "focal": "foca
 
 def _seeds(grid, calibration, percent, variant, key):
   """{seed: value} of one cell, or None if the grid lacks it."""
-  cell = _cell(grid, calibration, percent, variant if percent < 100 else "")
+  cell = find_cell(grid, calibration, percent, variant if percent < 100 else "")
   return None if cell is None else paired.by_seed(cell, key)
 
 
@@ -328,7 +328,7 @@ def diagnosis(grid) -> str | None:
   """Over-confidence error against ECE per calibration, averaged over 30/20/10 %."""
   means = {}
   for c in paper.CALIBRATIONS:
-    cells = [_cell(grid, c, p, "top_k") for p in SUBSETS]
+    cells = [find_cell(grid, c, p, "top_k") for p in SUBSETS]
     if None in cells:
       return None
     means[c] = tuple(statistics.fmean(_stats(cell, k)[0] for cell in cells)
@@ -379,14 +379,14 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
       "",
       "## Table 1: the current model scores its own examples",
       "",
-      *_table(grid, "top_k", (100, 30, 20, 10)),
+      *table(grid, "top_k", (100, 30, 20, 10)),
       "",
       "Random-subset baseline (cross-entropy, a fresh uniformly random subset each epoch): "
-      + ", ".join(f"{p} %: {_fmt(_cell(grid, 'none', p, 'random'))}" for p in (30, 20, 10)),
+      + ", ".join(f"{p} %: {fmt(find_cell(grid, 'none', p, 'random'))}" for p in (30, 20, 10)),
       "",
       "The paper, CIFAR-10, ResNet-34 (accuracy / ECE, %):",
       "",
-      *_paper_table(1, "cifar10"),
+      *paper_table(1, "cifar10"),
       "",
       "## Table 2: a calibrated target model scores the examples",
       "",
@@ -400,18 +400,18 @@ def markdown(results, *, figures: dict, seeds, grid_minutes: float) -> str:
         "Runs rank examples by its per-epoch training-pass entropies "
         "(`method.target.mode=trajectory`).",
         "",
-        *_table(grid, "target", (100, 30, 20, 10)),
+        *table(grid, "target", (100, 30, 20, 10)),
         "",
         "(The 100 % column trains on all data, so it is Table 1's.) The paper, CIFAR-10:",
         "",
-        *_paper_table(2, "cifar10"),
+        *paper_table(2, "cifar10"),
         "",
     ]
   lines += ["## Cost", "",
             "| subset | examples back-propagated (mean) | train s, no compile (mean) | "
             "scoring + selection s (mean) |", "|---|---|---|---|"]
   for percent in (100, 30, 20, 10):
-    cell = _cell(grid, "none", percent, "top_k" if percent < 100 else "")
+    cell = find_cell(grid, "none", percent, "top_k" if percent < 100 else "")
     if cell:
       lines.append(
           f"| {percent} % | {_stats(cell, 'examples_backpropagated')[0]:,.0f} | "

@@ -53,7 +53,7 @@ def rows(results, choices) -> list[dict]:
 
 
 def _cell_name(arg: str) -> str:
-  parsed = report._parse(arg)  # pylint: disable=protected-access
+  parsed = report.parse(arg)
   if parsed["variant"] == "target_model":
     return "target model"
   name = f"{report.CALIBRATION_NAMES[parsed['calibration']]}, {parsed['percent']} %"
@@ -134,13 +134,13 @@ def markdown(results, choices, *, figures: dict, seeds, tuning_seeds, findings,
       f"Cells below: test accuracy / ECE (%), mean ± std over {len(seeds)} seeds "
       f"({', '.join(map(str, seeds))}), at the chosen value (in brackets per column).", "",
       "## Table 1: the current model scores its own examples", "",
-      *report._table(cells, "top_k", (100, 30, 20, 10)),  # pylint: disable=protected-access
+      *report.table(cells, "top_k", (100, 30, 20, 10)),
       "",
       "Random-subset baseline (cross-entropy, a fresh random subset each epoch): "
-      + ", ".join(f"{p} %: {report._fmt(report._cell(cells, 'none', p, 'random'))}"  # pylint: disable=protected-access
+      + ", ".join(f"{p} %: {report.fmt(report.find_cell(cells, 'none', p, 'random'))}"
                   for p in (30, 20, 10)), "",
       "The paper, CIFAR-10, ResNet-34 (accuracy / ECE, %):", "",
-      *report._paper_table(1, "cifar10"), "",  # pylint: disable=protected-access
+      *report.paper_table(1, "cifar10"), "",
       "## Table 2: a calibrated target model scores the examples", ""]
   if target_cell and target:
     lines += [
@@ -149,9 +149,9 @@ def markdown(results, choices, *, figures: dict, seeds, tuning_seeds, findings,
         f"{_mean_std(target_cell, 'test_accuracy')} %, ECE "
         f"{_mean_std(target_cell, 'test_ece')} %. Seed s's runs rank examples by seed s's "
         "target (its per-epoch training-pass entropies).", "",
-        *report._table(cells, "target", (100, 30, 20, 10)), "",  # pylint: disable=protected-access
+        *report.table(cells, "target", (100, 30, 20, 10)), "",
         "(The 100 % column trains on all data, so it is Table 1's.) The paper, CIFAR-10:",
-        "", *report._paper_table(2, "cifar10"), ""]  # pylint: disable=protected-access
+        "", *report.paper_table(2, "cifar10"), ""]
   lines += ["## Figures", ""]
   if "vs_subset" in figures:
     lines += [f"![accuracy and ECE against subset size]({figures['vs_subset']})", ""]

@@ -10,12 +10,14 @@ runs, in this process and one after the other (sharing the loaded dataset), with
    coresets for every β of ``BETA_GRID`` that leaves enough examples, and the β of the best
    last-step validation accuracy (ties: the smaller β);
 3. every run of the config's ``sweep('mnist1d')``: {random, entropy, forgetting, EL2N, AUM,
-   CCS} × pruning {30, 50, 70, 80, 90} % × 3 seeds, each seed's coresets chosen from that
+   CCS} × pruning {30, 50, 70, 80, 90} % × 5 seeds, each seed's coresets chosen from that
    seed's scores, CCS with the chosen β;
 
-then writes ``experiments/results/coverage_centric_coreset_mnist1d.{md,csv}`` and figures. A
-run whose workdir already holds ``summary.json`` is not run again, so an interrupted grid
-resumes where it stopped. Each run is equivalent to the command in the table file.
+then writes ``experiments/results/coverage_centric_coreset_mnist1d.{md,csv}``, the claims
+(``_claims.json``, decided seed by seed) and figures. A run whose workdir already holds
+``summary.json`` is not run again, so an interrupted grid resumes where it stopped;
+``--report_only`` writes the results files from the finished runs and runs nothing. Each run
+is equivalent to the command in the table file.
 """
 
 import time
@@ -25,14 +27,17 @@ from absl import app, flags, logging
 from configs.papers import coverage_centric_coreset as paper
 from experiments import coverage_centric_coreset_report as report
 from experiments import grid
-from jaxsel import files, train
+from jaxsel import train
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/coverage_centric_coreset",
                                "Parent directory of the runs.")
 _OUTPUT = flags.DEFINE_string("output",
                               "experiments/results/coverage_centric_coreset_mnist1d",
-                              "Path prefix of the .md / .csv / figure files.")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every cell.")
+                              "Path prefix of the .md / .csv / figure / claims files.")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"],
+                           "Seeds of every cell (every cell decides a claim).")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False,
+                                 "Write the results files from finished runs; run nothing.")
 
 DATASET = "mnist1d"
 CONFIG_FILE = "configs/papers/coverage_centric_coreset.py"
@@ -45,19 +50,20 @@ def run_dir(arg: str, seed: int, beta: float | None = None) -> str:
   return grid.run_dir(_WORKDIR.value, arg + suffix, seed)
 
 
-def _run(arg: str, seed: int, dataset, beta: float | None, progress) -> dict:
-  """Runs (or reads) one run (``beta``: CCS's, else None); returns its result record."""
+def _run(arg: str, seed: int, dataset, beta: float | None, progress) -> dict | None:
+  """Runs (or reads) one run (``beta``: CCS's, else None); returns its result record, or
+  None under ``--report_only`` for a run that has not finished."""
   workdir = run_dir(arg, seed, beta)
-  config = paper.get_config(arg)
+  if _REPORT_ONLY.value and not grid.is_done(workdir):
+    return None
   overrides = {}
-  with config.unlocked():
-    config.seed = seed
-    if arg != SCORES_ARG:  # a coreset run: chosen from this seed's scores
-      config.method.scores_path = overrides["method.scores_path"] = run_dir(SCORES_ARG, seed)
-    if beta is not None:
-      config.method.beta = overrides["method.beta"] = beta
-  start, finished = time.perf_counter(), grid.is_done(workdir)
-  summary = grid.run(config, workdir, dataset)
+  if arg != SCORES_ARG:  # a coreset run: chosen from this seed's scores
+    overrides["method.scores_path"] = run_dir(SCORES_ARG, seed)
+  if beta is not None:
+    overrides["method.beta"] = beta
+  start = time.perf_counter()
+  summary, finished = grid.read_or_run(paper.get_config, arg, seed, overrides, workdir,
+                                       dataset)
   label = f"{arg} seed {seed}" + ("" if beta is None else f" β={beta:g}")
   progress.done(label, summary, time.perf_counter() - start, earlier=finished)
   return {"arg": arg, "seed": seed, "beta": beta, "summary": summary,
@@ -74,35 +80,37 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   seeds = [int(s) for s in _SEEDS.value]
-  dataset = train.load_data(paper.get_config(SCORES_ARG))
+  dataset = None if _REPORT_ONLY.value else train.load_data(paper.get_config(SCORES_ARG))
   sweep = paper.sweep(DATASET, seeds=seeds)
   search = [p for p in paper.PRUNING_PERCENTS for _ in _betas(p)]
   progress = grid.Progress(len(seeds) + len(search) + len(sweep))
+  finished = lambda runs: [r for r in runs if r is not None]  # noqa: E731
 
-  score_runs = [_run(SCORES_ARG, seed, dataset, None, progress) for seed in seeds]
+  score_runs = finished(_run(SCORES_ARG, seed, dataset, None, progress) for seed in seeds)
   search_runs, chosen_beta = [], {}
   for percent in paper.PRUNING_PERCENTS:
     arg = f"{DATASET},ccs,{percent}"
-    runs = [_run(arg, seeds[0], dataset, beta, progress) for beta in _betas(percent)]
+    runs = finished(_run(arg, seeds[0], dataset, beta, progress) for beta in _betas(percent))
     search_runs += runs
-    best = max(runs, key=lambda r: (r["summary"]["val_accuracy"], -r["beta"]))
-    chosen_beta[percent] = best["beta"]
+    if runs:  # none under --report_only before the search reached this rate
+      best = max(runs, key=lambda r: (r["summary"]["val_accuracy"], -r["beta"]))
+      chosen_beta[percent] = best["beta"]
   results = []
   for arg, seed in sweep:
     method, percent = arg.split(",")[1], int(arg.split(",")[2])
-    if method == "ccs":
-      results.append(_run(arg, seed, dataset, chosen_beta[percent], progress))
-    else:
+    if method != "ccs":
       results.append(_run(arg, seed, dataset, None, progress))
+    elif percent in chosen_beta:
+      results.append(_run(arg, seed, dataset, chosen_beta[percent], progress))
+  results = finished(results)
+  # The seeds with a finished run: fewer than --seeds under --report_only.
+  reported = [s for s in seeds if any(r["seed"] == s for r in results)]
 
-  grid.write_csv(_OUTPUT.value + ".csv", report.rows(results, score_runs, search_runs))
-  strata_dir = run_dir(f"{DATASET},ccs,90", seeds[0], chosen_beta[90])
-  figures = report.figures(results, _OUTPUT.value, strata_dir=strata_dir)
-  minutes = sum(r["wall_seconds"] for r in score_runs + search_runs + results) / 60
-  files.write_text(_OUTPUT.value + ".md", report.markdown(
-      results, score_runs, search_runs, chosen_beta=chosen_beta, figures=figures,
-      seeds=seeds, grid_minutes=minutes))
-  print(f"wrote {_OUTPUT.value}.md and .csv "
+  strata_dir = (run_dir(f"{DATASET},ccs,90", seeds[0], chosen_beta[90])
+                if 90 in chosen_beta else None)
+  report.write(results, score_runs, search_runs, chosen_beta=chosen_beta,
+               prefix=_OUTPUT.value, seeds=reported, strata_dir=strata_dir)
+  print(f"wrote {_OUTPUT.value}.md, .csv, _claims.json "
         f"({len(score_runs) + len(search_runs) + len(results)} runs)")
 
 

@@ -131,10 +131,3 @@ class Progress:
     print(f"[{self._number}/{self._total}] {label}: test acc "
           f"{summary['test_accuracy']:.2f} %  ECE {summary['test_ece']:.2f} %  "
           f"({status}; ~{left / 60:.0f} min left)", flush=True)
-
-
-def claims_section(claims: list[str], *, note: str) -> list[str]:
-  """The results file's closing section: each of the paper's claims with its verdict."""
-  return (["## Which of the paper's claims hold at this scale", "",
-           f"Checked on the means above ({note}):", ""]
-          + [f"- {claim}" for claim in claims])

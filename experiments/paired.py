@@ -87,6 +87,19 @@ def all_hold(verdicts) -> str:
   return HOLDS if all(v == HOLDS for v in verdicts) else UNDECIDED
 
 
+def some_hold(verdicts) -> str:
+  """``all_hold``'s dual, for a claim that one of several alternatives holds ("a suitable
+  augmentation"): holds if any part holds, does not hold if every part does not,
+  inconclusive otherwise. Accepting any one of k tests is lenient: a chance "holds" is
+  about k times likelier than with one."""
+  verdicts = list(verdicts)
+  if not verdicts:
+    raise ValueError("no verdicts to combine")
+  if HOLDS in verdicts:
+    return HOLDS
+  return DOES_NOT_HOLD if all(v == DOES_NOT_HOLD for v in verdicts) else UNDECIDED
+
+
 def mean_paired_difference(pairs) -> PairedDifference | None:
   """The paired difference of averages: d_s = mean over the pairs (values, baseline) of
   values[s] − baseline[s], on the seeds every pair has. One interval for a claim about an

@@ -1,31 +1,51 @@
-"""The budgeted importance sampling report: verdicts follow the numbers; tables cover every
-cell and mark missing ones."""
+"""The budgeted importance sampling report: claims decided seed by seed (paired 95 %
+intervals), tables that cover every cell and mark missing ones, and the experiment's plan
+of runs (length and seeds per dataset)."""
 
 import math
 
 import pytest
 
+from configs.papers import budgeted_importance_sampling as paper
+from experiments import budgeted_importance_sampling as experiment
 from experiments import budgeted_importance_sampling_report as report
+from experiments import paired
+
+SEEDS = (0, 1, 2)
 
 
-def _results(accuracy, entropy=None):
-  """Two seeds (±0.1) of each label in ``accuracy``."""
-  entropy = entropy or {}
+def _results(accuracy, entropy=None, jitter=None, seeds=SEEDS, epochs=None):
+  """Every seed of each label in ``accuracy``: its value plus the same offsets in every
+  cell (0.1 · (i − middle) for the i-th seed), so paired differences between cells are
+  exact (an interval of width 0) unless ``jitter`` ({label: one offset per seed}) makes
+  the seeds of a cell disagree. ``entropy``: {label: H(c)}, the same for every seed."""
   results = []
   for label, value in accuracy.items():
-    for seed in (0, 1):
-      summary = {"test_accuracy": value + (0.1 if seed else -0.1), "test_ece": 1.0,
-                 "num_train_examples_seen": 300, "examples_forwarded": 300,
+    for i, seed in enumerate(seeds):
+      summary = {"test_accuracy": value + 0.1 * (i - (len(seeds) - 1) / 2)
+                                  + (jitter or {}).get(label, [0.0] * len(seeds))[i],
+                 "test_ece": 1.0, "num_train_examples_seen": 300, "examples_forwarded": 300,
                  "train_seconds": 2.0}
-      if label in entropy:
+      if label in (entropy or {}):
         summary["coverage_entropy"] = entropy[label]
+      if epochs is not None:
+        summary["num_epochs"] = epochs
       results.append({"arg": label, "seed": seed, "summary": summary,
                       "command": f"run {label} {seed}", "wall_seconds": 1.0})
   return results
 
 
-def _cells(accuracy, entropy=None):
-  return report._cells(_results(accuracy, entropy))  # pylint: disable=protected-access
+def _cells(accuracy, **kwargs):
+  return report._cells(_results(accuracy, **kwargs))  # pylint: disable=protected-access
+
+
+def _finding(findings, start):
+  (finding,) = [f for f in findings if f.text.startswith(start)]
+  return finding
+
+
+def _importance(findings, method):
+  return _finding(findings, f"Importance sampling does not beat uniform sampling: {method} ")
 
 
 def test_labels_parse_with_and_without_an_ablation():
@@ -34,46 +54,144 @@ def test_labels_parse_with_and_without_an_ablation():
       "reference_ricap_scores")
 
 
-def test_importance_sampling_verdict_counts_gaps_beyond_the_seed_std():
-  base = {"mnist1d,sgd,standard,1": 98.0, "mnist1d,unif,standard,0.3": 97.0,
-          "mnist1d,unif,mixup,0.3": 97.5}
-  # p-SGD 0.5 better than uniform with standard, c-SGD 0.05 (within the std of 0.1).
-  cells = _cells({**base, "mnist1d,p,standard,0.3": 97.5, "mnist1d,c,standard,0.3": 97.05,
-                  "mnist1d,p,mixup,0.3": 96.0, "mnist1d,c,mixup,0.3": 97.45})
-  claims = report.claims(cells, "mnist1d", ["standard", "mixup"])
-  first = claims[0]
-  assert "p-SGD better in 1, worse in 1, within the std in 0 of 2" in first
-  assert "c-SGD better in 0, worse in 0, within the std in 2 of 2" in first
-  assert first.endswith("Holds.")
-  # Augmentation at 30 %: unif + mixup 97.5 against 98.0 at 100 %: -0.50, does not hold.
-  assert "97.50 % against 98.00 % (-0.50 points). Does not hold here." in claims[1]
-  # p-SGD better in both comparisons: the claim does not hold, and says which sampler.
-  cells = _cells({**base, "mnist1d,p,standard,0.3": 97.5, "mnist1d,p,mixup,0.3": 98.0})
-  assert report.claims(cells, "mnist1d", ["standard", "mixup"])[0].endswith(
-      "Does not hold here: p-SGD beats uniform in most comparisons.")
+BASE = {"mnist1d,sgd,standard,1": 98.0, "mnist1d,unif,standard,0.3": 97.0,
+        "mnist1d,unif,mixup,0.3": 97.5}
 
 
-def test_entropy_claim_checks_the_ablation_order():
-  accuracy = {f"mnist1d,p,standard,0.3{suffix}": 97.0 for suffix in
-              ("", ",no_eps", ",no_eps_last", ",no_eps_last_step_lr")}
-  rising = {"mnist1d,p,standard,0.3,no_eps_last_step_lr": 10.0,
-            "mnist1d,p,standard,0.3,no_eps_last": 10.2, "mnist1d,p,standard,0.3,no_eps": 10.5,
-            "mnist1d,p,standard,0.3": 10.6}
-  claims = report.claims(_cells(accuracy, rising), "mnist1d", ["standard"])
-  assert claims[-2].endswith("10.000 → 10.200 → 10.500 → 10.600. Holds.")
-  assert claims[-1].endswith("97.00 → 97.00 → 97.00 → 97.00 %. Holds.")
-  falling = {**rising, "mnist1d,p,standard,0.3": 10.1}
-  worse = {**accuracy, "mnist1d,p,standard,0.3": 96.0}
-  claims = report.claims(_cells(worse, falling), "mnist1d", ["standard"])
-  assert claims[-2].endswith("Not monotone here.")
-  assert claims[-1].endswith("97.00 → 97.00 → 97.00 → 96.00 %. Does not hold here.")
+def test_importance_sampling_claim_follows_the_paired_intervals():
+  # p-SGD − unif-SGD: +0.5 in every seed with standard augmentation (p-SGD beats uniform
+  # there: the claim does not hold), −1.5 with mixup.
+  # c-SGD − unif-SGD with standard: per seed −0.4, +0.1, +0.6: mean +0.10, sd 0.5,
+  # half-width t_{0.975,2} · sd / √3 = 4.303 · 0.5 / 1.732 = 1.24: [−1.14, +1.34], which
+  # spans 0; with mixup −0.5 in every seed. One part open, one holding: inconclusive.
+  findings = report.claims(_cells(
+      {**BASE, "mnist1d,p,standard,0.3": 97.5, "mnist1d,p,mixup,0.3": 96.0,
+       "mnist1d,c,standard,0.3": 97.1, "mnist1d,c,mixup,0.3": 97.0},
+      jitter={"mnist1d,c,standard,0.3": (-0.5, 0.0, 0.5)}), "mnist1d")
+  p_sgd = _importance(findings, "p-SGD")
+  assert p_sgd.verdict == paired.DOES_NOT_HOLD
+  assert p_sgd.evidence == ("accuracy difference (points), p-SGD − unif-SGD: standard 30 % "
+                            "+0.50 [+0.50, +0.50]; mixup 30 % -1.50 [-1.50, -1.50]")
+  c_sgd = _importance(findings, "c-SGD")
+  assert c_sgd.verdict == paired.UNDECIDED
+  assert "standard 30 % +0.10 [-1.14, +1.34]; mixup 30 % -0.50 [-0.50, -0.50]" in (
+      c_sgd.evidence)
+  # "Does not beat" is tested as "worse": inconclusive is not evidence for it, and says so.
+  assert c_sgd.evidence.endswith("(inconclusive: consistent with the claim, but not "
+                                 "evidence for it)")
+  # Worse than uniform in every cell: the claim holds.
+  worse = report.claims(_cells({**BASE, "mnist1d,p,standard,0.3": 96.5,
+                                "mnist1d,p,mixup,0.3": 97.0}), "mnist1d")
+  assert _importance(worse, "p-SGD").verdict == paired.HOLDS
+
+
+def test_augmentation_claim_holds_when_some_augmentation_beats_the_full_budget():
+  # unif-SGD + mixup at 30 % − SGD at 100 %: per seed +0.2, +0.3, +0.4: mean +0.30,
+  # sd 0.1, half-width 4.303 · 0.1 / √3 = 0.25: [+0.05, +0.55], above 0. RICAP is 2 points
+  # below, but the claim asks for a suitable augmentation: one is enough.
+  accuracy = {**BASE, "mnist1d,unif,mixup,0.3": 98.3, "mnist1d,unif,ricap,0.3": 96.0}
+  findings = report.claims(_cells(accuracy, jitter={"mnist1d,unif,mixup,0.3": (-0.1, 0, 0.1)}),
+                           "mnist1d")
+  claim = _finding(findings, "With a 30 % budget, uniform sampling")
+  assert claim.verdict == paired.HOLDS
+  assert claim.evidence == ("accuracy difference (points), unif-SGD 30 % − SGD 100 % "
+                            "standard: mixup +0.30 [+0.05, +0.55]; RICAP -2.00 [-2.00, -2.00]")
+  below = report.claims(_cells({**accuracy, "mnist1d,unif,mixup,0.3": 97.5}), "mnist1d")
+  assert _finding(below, "With a 30 % budget").verdict == paired.DOES_NOT_HOLD
+
+
+def test_augmentation_matters_more_than_the_sampler_by_the_per_seed_spread():
+  # Samplers at 30 %, standard: 97.0 / 97.2 / 97.1, a spread of 0.2 in every seed; unif-SGD
+  # with standard / mixup: 97.0 / 95.0, a spread of 2.0: +1.80, and all of it a loss.
+  findings = report.claims(_cells(
+      {**BASE, "mnist1d,unif,mixup,0.3": 95.0, "mnist1d,p,standard,0.3": 97.2,
+       "mnist1d,c,standard,0.3": 97.1}), "mnist1d")
+  claim = _finding(findings, "Data augmentation matters more than the sampler")
+  assert claim.verdict == paired.HOLDS
+  assert claim.evidence.startswith("accuracy spread (max − min, points) over augmentations − "
+                                   "over samplers +1.80 [+1.80, +1.80]; each augmentation − "
+                                   "standard (unif-SGD): mixup -2.00 [-2.00, -2.00]")
+  assert claim.evidence.endswith("so the larger spread is a loss, not a gain")
+
+
+def test_unif_against_a_fixed_subset_with_five_seeds():
+  # unif-SGD − Random at 20 %: per seed +0.1, +0.3, +0.5, +0.7, +0.9: mean +0.50, sd
+  # √(0.4 / 4) = 0.316, half-width t_{0.975,4} · sd / √5 = 2.776 · 0.316 / 2.236 = 0.39:
+  # [+0.11, +0.89], above 0.
+  seeds = paper.SEED_POOL[:5]
+  accuracy = {"mnist1d,unif,standard,0.2": 97.5, "mnist1d,random,standard,0.2": 97.0}
+  jitter = {"mnist1d,unif,standard,0.2": (-0.4, -0.2, 0.0, 0.2, 0.4)}
+  claim = _finding(report.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
+                   "unif-SGD beats a fixed random subset")
+  assert claim.verdict == paired.HOLDS
+  assert claim.evidence == ("accuracy difference (points), unif-SGD − Random: "
+                            "20 % +0.50 [+0.11, +0.89]")
+  # Every budget must hold: the random subset 0.3 points ahead at 50 % turns it.
+  accuracy.update({"mnist1d,unif,standard,0.5": 97.7, "mnist1d,random,standard,0.5": 98.0})
+  claim = _finding(report.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
+                   "unif-SGD beats a fixed random subset")
+  assert claim.verdict == paired.DOES_NOT_HOLD
+  assert claim.evidence.endswith("; 50 % -0.30 [-0.30, -0.30]")
+
+
+ABLATION_LABELS = {a: "mnist1d,p,standard,0.3" + (f",{a}" if a else "")
+                   for a in report.ABLATION_ORDER}
+
+
+def test_entropy_claim_checks_each_step_of_the_ablation_order():
+  accuracy = {label: 97.0 for label in ABLATION_LABELS.values()}
+  rising = dict(zip(ABLATION_LABELS.values(), (10.0, 10.2, 10.5, 10.6)))
+  findings = report.claims(_cells(accuracy, entropy=rising), "mnist1d")
+  entropy = _finding(findings, "Each ingredient that brings p-SGD closer to uniform")
+  assert entropy.verdict == paired.HOLDS
+  assert entropy.evidence == ("H(c) difference (nats): linear − step LR +0.200 [+0.200, "
+                              "+0.200]; average − last value +0.300 [+0.300, +0.300]; "
+                              "ε − no ε +0.100 [+0.100, +0.100]")
+  # Equal accuracy in every seed: an interval [0, 0] decides nothing.
+  assert _finding(findings, "...and each one raises accuracy").verdict == paired.UNDECIDED
+  falling = {**rising, ABLATION_LABELS[""]: 10.1}
+  worse = {**accuracy, ABLATION_LABELS[""]: 96.0}
+  findings = report.claims(_cells(worse, entropy=falling), "mnist1d")
+  assert _finding(findings, "Each ingredient").verdict == paired.DOES_NOT_HOLD
+  accuracy_claim = _finding(findings, "...and each one raises accuracy")
+  assert accuracy_claim.verdict == paired.DOES_NOT_HOLD
+  assert accuracy_claim.evidence.endswith("ε − no ε -1.00 [-1.00, -1.00]")
+
+
+def test_a_partial_grid_leaves_out_the_claims_it_cannot_check():
+  findings = report.claims(_cells({"mnist1d,unif,standard,0.3": 97.0,
+                                   "mnist1d,p,standard,0.3": 96.0}), "mnist1d")
+  assert [f.text.split(":")[0] for f in findings] == [
+      "Importance sampling does not beat uniform sampling"]
+
+
+def test_claim_records_carry_each_datasets_regime():
+  accuracy = {**BASE, "mnist1d,p,standard,0.3": 96.0,
+              "fashion_mnist,unif,standard,0.3": 85.0, "fashion_mnist,p,standard,0.3": 84.0}
+  results = _results(accuracy, epochs=30)
+  cells = report._cells(results)  # pylint: disable=protected-access
+  records = report.claim_records(cells, ["fashion_mnist", "mnist1d"],
+                                 table="budgeted_importance_sampling.md")
+  assert [r.regime for r in records] == [
+      "Fashion-MNIST (54,000 train), example-forgetting MNIST CNN, 30 epochs, lr 0.05, "
+      "linear decay per step; 3 seeds"] + [
+      "MNIST-1D large (45,000 train), MNIST-1D CNN, 30 epochs, lr 0.05, linear decay per "
+      "step; 3 seeds"] * (len(records) - 1)
+  assert {r.paper for r in records} == {report.PAPER_NAME}
+  assert {r.command for r in records} == {"python -m experiments.budgeted_importance_sampling"}
+  page = report.markdown(results, figure_paths={}, minutes=1.0,
+                         csv_name="budgeted_importance_sampling.csv")
+  assert "- Fashion-MNIST: Importance sampling does not beat uniform sampling: p-SGD" in page
+  assert "(3 seeds: 0, 1, 2): the mean paired difference" in page
+  assert page.rstrip().splitlines()[-1].startswith("- MNIST-1D: ")
 
 
 def test_tables_mark_missing_cells_and_the_random_subsets_entropy():
   cells = _cells({"mnist1d,random,standard,0.3": 96.0, "mnist1d,sgd,standard,1": 98.0})
   table = report._budget_table(cells, "mnist1d")  # pylint: disable=protected-access
-  assert "| Random (fixed subset) | – | 96.00 ± 0.10 | – | – |  |" in table
-  assert table[2].endswith("| 98.00 ± 0.10 |")  # budgeted SGD row carries the 100 % cell
+  # Seeds 95.9, 96.0, 96.1: population std 0.08.
+  assert "| Random (fixed subset) | – | 96.00 ± 0.08 | – | – |  |" in table
+  assert table[2].endswith("| 98.00 ± 0.08 |")  # budgeted SGD row carries the 100 % cell
   cost = report._cost_table(cells, "mnist1d", 1000, 10)  # pylint: disable=protected-access
   row = next(line for line in cost if line.startswith("| Random"))
   # 300 of 10 epochs × 1,000 examples = 3 %; H(c) = ln 300.
@@ -85,4 +203,33 @@ def test_rows_hold_every_cell_with_its_command():
   rows = report.rows(_results({"mnist1d,unif,standard,0.3": 97.0}))
   assert len(rows) == 1
   assert rows[0]["test_accuracy_mean"] == pytest.approx(97.0)
+  assert rows[0]["seeds"] == "0 1 2"
   assert rows[0]["command_first_seed"] == "run mnist1d,unif,standard,0.3 0"
+
+
+def test_the_default_plan_runs_as_before_and_a_longer_one_elsewhere():
+  default = experiment.plan("mnist1d", "runs/b")
+  assert default == experiment.Plan("mnist1d", 30, paper.SEED_POOL[:3], "runs/b")
+  runs = experiment.planned_runs(default)
+  assert runs[0] == ("mnist1d,sgd,standard,1", "mnist1d,sgd,standard,1", {})
+  coreset = next(r for r in runs if r[0] == "mnist1d,coreset,standard,0.3")
+  assert coreset[2]["method.scores_path"] == ",".join(
+      f"runs/b/mnist1d_scores_standard_1/seed{s}" for s in paper.SEED_POOL[:3])
+  longer = experiment.plan("fashion_mnist", "runs/b", epochs=30, seeds=paper.SEED_POOL[:5])
+  assert longer.root == "runs/b/epochs30" and len(longer.seeds) == 5
+  overrides = dict((label, o) for label, _, o in experiment.planned_runs(longer))
+  assert overrides["fashion_mnist,p,ricap,0.3"] == {"train.num_epochs": 30}
+  # Budgeted SGD: 30 epochs' worth of ⌊⌊0.3 · 54,000⌋ / 128⌋ = 126 steps.
+  assert overrides["fashion_mnist,sgd,standard,0.3"] == {"train.num_train_steps": 30 * 126}
+  assert overrides["fashion_mnist,unif,standard,0.3,step_lr"][
+      "schedule.milestone_epochs"] == (15, 22)
+
+
+def test_per_dataset_values_name_one_dataset_or_all():
+  both = ["fashion_mnist", "mnist1d"]
+  assert experiment.per_dataset(["5"], both) == {"fashion_mnist": 5, "mnist1d": 5}
+  assert experiment.per_dataset(["3", "fashion_mnist=5"], both) == {"fashion_mnist": 5,
+                                                                   "mnist1d": 3}
+  assert experiment.per_dataset(["fashion_mnist=5"], ["mnist1d"]) == {}
+  with pytest.raises(ValueError, match="unknown dataset 'cifar10'"):
+    experiment.per_dataset(["cifar10=5"], both)

@@ -1,56 +1,113 @@
-"""The coverage-centric coreset report: verdicts follow the numbers; tables and rows."""
+"""The coverage-centric coreset report: claims decided seed by seed follow the numbers;
+tables, rows and the claims file."""
+
+import json
 
 from configs.papers import coverage_centric_coreset as paper
 from experiments import coverage_centric_coreset_report as report
+from experiments import paired
+
+SEEDS = (0, 1, 2)
 
 
-def _results(accuracy=None):
-  """Two seeds (±0.1) of every cell. Default: the paper's CIFAR-10 shape: importance-only
-  methods fine at low pruning and collapsed at high, CCS best at 90 %."""
+def _summary(accuracy):
+  return {"test_accuracy": accuracy, "test_ece": 1.0, "test_nll": 0.1,
+          "val_accuracy": accuracy, "train_seconds": 9.0}
+
+
+def _results(accuracy=None, jitter=None):
+  """Three seeds of every cell. Default: the paper's CIFAR-10 Table 1 (importance-only
+  methods fine at low pruning and collapsed at high, CCS best at 90 %). ``accuracy``
+  overrides cells ({arg: value}). Every cell's seeds are value − 0.1, value, value + 0.1, so
+  paired differences are exact (a zero-width interval) unless ``jitter`` ({arg: three
+  offsets}) makes a cell's seeds disagree with the others'."""
   base = {m: dict(zip(paper.PRUNING_PERCENTS, report.PAPER[m])) for m in paper.METHODS}
   results = []
-  for arg, seed in paper.sweep("mnist1d", seeds=(0, 1)):
+  for arg, seed in paper.sweep("mnist1d", seeds=SEEDS):
     _, method, percent = arg.split(",")
     value = (accuracy or {}).get(arg, base[method][int(percent)])
+    value += 0.1 * (seed - 1) + (jitter or {}).get(arg, (0, 0, 0))[seed]
     results.append({"arg": arg, "seed": seed, "beta": 0.1 if method == "ccs" else None,
                     "command": f"run {arg} {seed}", "wall_seconds": 1.0,
-                    "summary": {"test_accuracy": value + (0.1 if seed else -0.1),
-                                "test_ece": 1.0, "test_nll": 0.1, "val_accuracy": value,
-                                "train_seconds": 9.0}})
+                    "summary": _summary(value)})
   return results
-
-
-def _line(claims, start):
-  (line,) = [c for c in claims if c.startswith(start)]
-  return line
 
 
 def _claims(results):
   return report.claims(report._cells(results))  # pylint: disable=protected-access
 
 
+def _finding(claims, start):
+  (finding,) = [c for c in claims if c.text.startswith(start)]
+  return finding
+
+
 def test_the_papers_own_numbers_satisfy_its_claims():
   claims = _claims(_results())
   assert len(claims) == 5
-  collapse = _line(claims, "Importance-only (monotonic) selection collapses")
-  assert "**holds**" in collapse and "8 of 8" in collapse
-  ccs = _line(claims, "CCS beats random at 90 %")
-  assert "**holds**" in ccs and "+7.04 points." in ccs
-  best = _line(claims, "CCS beats the best importance-only method at 90 %")
-  assert "**holds**" in best and "+19.56 points against Entropy" in best
-  assert "**holds**" in _line(claims, "At low pruning rates CCS is as good")
-  assert "**holds**" in _line(claims, "At low pruning rates some importance score")
+  assert {c.verdict for c in claims} == {paired.HOLDS}
+  collapse = _finding(claims, "Importance-only (monotonic) selection collapses")
+  assert "Entropy 80 % -8.90 [-8.90, -8.90]" in collapse.evidence  # 79.08 − 87.98
+  assert "AUM 90 % -50.98 [-50.98, -50.98]" in collapse.evidence  # 28.06 − 79.04
+  ccs = _finding(claims, "CCS beats random at 90 %")
+  assert ccs.evidence == "test accuracy, CCS − random (points): 90 % +7.04 [+7.04, +7.04]"
+  best = _finding(claims, "CCS beats every importance-only method at 90 %")
+  assert "Entropy 90 % +19.56 [+19.56, +19.56]" in best.evidence
+  # EL2N at 30 % is 0.04 above CCS: inside the 0.5-point tolerance.
+  assert "EL2N 30 % -0.04 [-0.04, -0.04]" in _finding(
+      claims, "At low pruning rates (30 %, 50 %) CCS is as good").evidence
+  assert "Forgetting 30 % +1.03 [+1.03, +1.03]" in _finding(
+      claims, "At low pruning rates (30 %, 50 %) some importance score").evidence
 
 
 def test_verdicts_turn_when_the_numbers_do():
-  claims = _claims(_results({"mnist1d,ccs,90": 79.0, "mnist1d,forgetting,80": 90.0,
-                             "mnist1d,ccs,30": 94.0}))
-  collapse = _line(claims, "Importance-only (monotonic) selection collapses")
-  assert "**does not hold**" in collapse and "7 of 8" in collapse
-  ccs = _line(claims, "CCS beats random at 90 %")
-  # −0.04 points against seed stds of 0.1: marked as no measurable effect.
-  assert "**does not hold**" in ccs and "-0.04 points (smaller than the seed std" in ccs
-  assert "**does not hold**" in _line(claims, "At low pruning rates CCS is as good")
+  # CCS at 90 %: 75.0 with seeds disagreeing by ±0.5, so CCS − random per seed is −4.54,
+  # −4.04, −3.54: mean −4.04, sd 0.5, half-width 4.303 · 0.5 / √3 = 1.24, [−5.28, −2.80],
+  # below 0. Forgetting at 80 % above random; CCS at 30 % 1.44 below EL2N; every
+  # importance-only method below random at 50 %.
+  low = {f"mnist1d,{m},50": 92.0 for m in report.MONOTONIC}
+  claims = _claims(_results({"mnist1d,ccs,90": 75.0, "mnist1d,forgetting,80": 90.0,
+                             "mnist1d,ccs,30": 94.0, **low},
+                            jitter={"mnist1d,ccs,90": (-0.5, 0.0, 0.5)}))
+  ccs = _finding(claims, "CCS beats random at 90 %")
+  assert ccs.verdict == paired.DOES_NOT_HOLD
+  assert "90 % -4.04 [-5.28, -2.80]" in ccs.evidence
+  collapse = _finding(claims, "Importance-only (monotonic) selection collapses")
+  assert collapse.verdict == paired.DOES_NOT_HOLD
+  assert "Forgetting 80 % +2.02 [+2.02, +2.02]" in collapse.evidence
+  as_good = _finding(claims, "At low pruning rates (30 %, 50 %) CCS is as good")
+  assert as_good.verdict == paired.DOES_NOT_HOLD and "EL2N 30 % -1.44" in as_good.evidence
+  some = _finding(claims, "At low pruning rates (30 %, 50 %) some importance score")
+  assert some.verdict == paired.DOES_NOT_HOLD and "AUM 50 % -1.40" in some.evidence
+  # CCS at 75.0 still beats every importance-only method at 90 % (entropy: +8.48).
+  assert _finding(claims, "CCS beats every importance-only").verdict == paired.HOLDS
+
+
+def test_seeds_that_disagree_leave_claims_inconclusive():
+  # Random at 90 % with seeds off by +6, 0, −6: CCS − random per seed 1.04, 7.04, 13.04
+  # (mean +7.04, sd 6, half-width 4.303 · 6 / √3 = 14.91): [−7.87, +21.95] spans 0 though
+  # the mean is the paper's gap. Entropy − random at 90 %: −18.52, −12.52, −6.52, so
+  # [−27.43, +2.39]; the other methods' gaps are large enough to hold, which leaves the
+  # collapse claim open (no part fails, one is undecided).
+  claims = _claims(_results(jitter={"mnist1d,random,90": (6.0, 0.0, -6.0)}))
+  ccs = _finding(claims, "CCS beats random at 90 %")
+  assert ccs.verdict == paired.UNDECIDED and "90 % +7.04 [-7.87, +21.95]" in ccs.evidence
+  collapse = _finding(claims, "Importance-only (monotonic) selection collapses")
+  assert collapse.verdict == paired.UNDECIDED
+  assert "Entropy 90 % -12.52 [-27.43, +2.39]" in collapse.evidence
+  assert "EL2N 90 % -56.71 [-71.62, -41.80]" in collapse.evidence
+
+
+def test_a_partial_grid_leaves_out_the_claims_it_cannot_check():
+  claims = _claims([r for r in _results() if r["arg"] != "mnist1d,ccs,90"])
+  assert [c.text for c in claims if "90 %" in c.text and "CCS" in c.text] == []
+  assert _finding(claims, "Importance-only (monotonic) selection collapses")
+
+
+def _score_runs():
+  return [{"arg": "mnist1d,scores", "seed": s, "command": "run scores", "wall_seconds": 5.0,
+           "summary": {**_summary(98.0), "num_train": 45000, "num_validation": 5000,
+                       "num_test": 5000}} for s in SEEDS]
 
 
 def test_table_and_rows_cover_every_cell():
@@ -58,12 +115,30 @@ def test_table_and_rows_cover_every_cell():
   cells = report._cells(results)  # pylint: disable=protected-access
   table = report._table(cells, paper.PRUNING_PERCENTS)  # pylint: disable=protected-access
   assert len(table) == 2 + len(paper.METHODS)
-  assert "| CCS (AUM) | 95.40 ± 0.10 |" in table[-1]
-  score_runs = [{"arg": "mnist1d,scores", "seed": s, "command": "run scores",
-                 "summary": {"test_accuracy": 98.0, "test_ece": 1.0, "test_nll": 0.1,
-                             "val_accuracy": 98.0, "train_seconds": 10.0}}
-                for s in (0, 1)]
-  rows = report.rows(results, score_runs, results[:1])
+  # The population std of −0.1, 0, +0.1 is 0.0816.
+  assert "| CCS (AUM) | 95.40 ± 0.08 |" in table[-1]
+  rows = report.rows(results, _score_runs(), results[:1])
   assert len(rows) == 30 + 1 + 1
   assert rows[0]["test_accuracy_mean"] == round(report.PAPER["random"][0], 4)
+  assert rows[0]["seeds"] == "0 1 2"
   assert {r["kind"] for r in rows} == {"coreset", "full data (scores)", "beta search"}
+
+
+def test_write_gives_the_claims_file_beside_the_tables(tmp_path):
+  prefix = str(tmp_path / "coverage_centric_coreset_mnist1d")
+  results = _results()
+  search = [r for r in results if r["arg"].startswith("mnist1d,ccs,") and r["seed"] == 0]
+  report.write(results, _score_runs(), search, chosen_beta={p: 0.1 for p in
+                                                            paper.PRUNING_PERCENTS},
+               prefix=prefix, seeds=SEEDS, strata_dir=None)
+  with open(prefix + "_claims.json") as f:
+    claims = json.load(f)
+  assert len(claims) == 5 and {c["verdict"] for c in claims} == {paired.HOLDS}
+  assert claims[0]["paper"] == report.PAPER_NAME
+  assert claims[0]["table"] == "coverage_centric_coreset_mnist1d.md"
+  assert claims[0]["command"] == "python -m experiments.coverage_centric_coreset"
+  assert claims[0]["regime"].endswith("3 seeds")
+  with open(prefix + ".md") as f:
+    text = f.read()
+  assert "- CCS beats random at 90 % pruning (the paper: +7.04 points): **holds**" in text
+  assert "seed by seed (3 seeds, 0, 1, 2)" in text

@@ -92,3 +92,9 @@ def test_a_margin_moves_the_line_the_interval_is_judged_against():
   assert paired.claim_verdict(_diff(-1.5, -1.2), +1, margin=-1.0) == paired.DOES_NOT_HOLD
   assert paired.claim_verdict(_diff(-1.5, -0.5), +1, margin=-1.0) == paired.UNDECIDED
   assert paired.claim_verdict(_diff(0.2, 0.4), -1, margin=0.5) == paired.HOLDS
+
+
+def test_some_hold_needs_one_alternative():
+  assert paired.some_hold([paired.UNDECIDED, paired.HOLDS]) == paired.HOLDS
+  assert paired.some_hold([paired.DOES_NOT_HOLD, paired.UNDECIDED]) == paired.UNDECIDED
+  assert paired.some_hold([paired.DOES_NOT_HOLD] * 2) == paired.DOES_NOT_HOLD
