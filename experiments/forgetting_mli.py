@@ -64,6 +64,10 @@ ORDERINGS = {
                                                   gradient_loss_form="trajectory_slope"),
     "gradient_loss_norm": orderings.OrderingSpec(key="gradient_loss",
                                                  gradient_loss_form="grad_norm"),
+    # The slope read the other way (loss rising most / falling least removed first) and by
+    # its magnitude (the flattest trajectories first): D.5 leaves the direction open.
+    "gradient_loss_slope_desc": orderings.OrderingSpec(key="gradient_loss", descending=True),
+    "gradient_loss_abs_slope": orderings.OrderingSpec(key="gradient_loss", absolute=True),
 }
 
 

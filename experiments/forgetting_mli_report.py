@@ -21,9 +21,12 @@ COMMAND = "python -m experiments.forgetting_mli"
 
 NAMES = {"forgetting": "Forgetting", "max_loss_increase": "Max loss increase",
          "gradient_loss_slope": "Gradient loss (trajectory slope)",
-         "gradient_loss_norm": "Gradient loss (gradient norm)", "random": "Random"}
+         "gradient_loss_norm": "Gradient loss (gradient norm)",
+         "gradient_loss_slope_desc": "Gradient loss (slope, descending)",
+         "gradient_loss_abs_slope": "Gradient loss (|slope|)", "random": "Random"}
 COLORS = {"forgetting": "tab:green", "max_loss_increase": "tab:red",
           "gradient_loss_slope": "tab:purple", "gradient_loss_norm": "tab:orange",
+          "gradient_loss_slope_desc": "tab:pink", "gradient_loss_abs_slope": "tab:brown",
           "random": "tab:gray"}
 # Per-seed orderings of a noisy run: where do the changed labels land?
 NOISE_KEYS = {"forgetting": orderings.OrderingSpec(key="forgetting"),
@@ -313,7 +316,7 @@ def claims(removal_runs, window_runs, analysis, *, num_train) -> list[claims_lib
       _noise_finding(analysis["noise"]) if analysis["noise"] else None,
       _window_finding(cells, analysis, window, num_train),
       *(_ordering_finding(cells, name, sizes, num_train)
-        for name in ("max_loss_increase", "gradient_loss_slope", "gradient_loss_norm"))]
+        for name in NAMES if name not in ("forgetting", "random"))]
   return [f for f in found if f is not None]
 
 

@@ -15,7 +15,10 @@ example and run, combined over the runs and sorted ascending:
   example's loss-gradient norm at a chosen epoch (averaged over runs).
 
 ``aggregation`` (sum | mean | max over runs) overrides those defaults; sum and mean give
-the same order when every example has the same number of runs.
+the same order when every example has the same number of runs. ``absolute`` scores each
+run by the magnitude |s| before aggregating (for the slope: how much the loss moves,
+whichever way), and ``descending`` sorts from the highest combined score (rank 0 = highest;
+for the slope: the examples whose loss rose most, or fell least, go first).
 
 Ties are broken by one uniformly random permutation of the examples from
 ``host_rng(seed, "tie_break")`` (``tie_break='random'``, seed 0 by default) or by example id
@@ -70,6 +73,8 @@ class OrderingSpec:
   aggregation: str = ""
   clip_at_zero: bool = False
   relative: bool = False
+  absolute: bool = False  # order by |per-run score|
+  descending: bool = False  # rank 0 = the highest combined score
   tie_break: str = "random"
   seed: int = 0
 
@@ -107,6 +112,8 @@ class OrderingSpec:
       out.update(clip_at_zero=self.clip_at_zero, relative=self.relative)
     if self.key == "gradient_loss":
       out["gradient_loss_form"] = self.gradient_loss_form
+    # Only when set, so that orderings made before these options describe themselves alike.
+    out.update({name: True for name in ("absolute", "descending") if getattr(self, name)})
     return out
 
 
@@ -118,8 +125,8 @@ def run_score(score_file: artifacts.ScoreFile, spec: OrderingSpec) -> np.ndarray
     presentations = score_file.table("presentations").astype(np.float64)
     return np.where(score_file.table("never_learned"), presentations, values)
   if spec.key == "max_loss_increase" and spec.clip_at_zero:
-    return np.maximum(values, 0.0)
-  return values
+    values = np.maximum(values, 0.0)
+  return np.abs(values) if spec.absolute else values
 
 
 def ascending_order(scores: np.ndarray, tie_ranks: np.ndarray) -> np.ndarray:
@@ -204,7 +211,9 @@ def build(paths: Sequence[str], spec: OrderingSpec) -> artifacts.ScoreFile:
   else:
     ties = host_rng(spec.seed, "tie_break").permutation(len(ids))
   rank = np.empty(len(ids), np.int32)
-  rank[ascending_order(scores, ties)] = np.arange(len(ids), dtype=np.int32)
+  # Descending sorts the negated scores, so ties still follow the same permutation.
+  rank[ascending_order(-scores if spec.descending else scores, ties)] = np.arange(
+      len(ids), dtype=np.int32)
   return artifacts.ScoreFile(
       example_ids=ids, tables={"rank": rank, "score": scores.astype(np.float32)},
       fingerprint=runs[0].fingerprint, dataset_name=runs[0].dataset_name,
@@ -231,8 +240,9 @@ class _ArgumentParser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   parser = _ArgumentParser(
       prog="python -m jaxsel.orderings",
-      description="Orders training examples ascending by forgetting, max loss increase or "
-      "gradient loss, from training_dynamics score files of several seeds.")
+      description="Orders training examples by forgetting, max loss increase or gradient "
+      "loss (ascending unless --descending), from training_dynamics score files of several "
+      "seeds.")
   parser.add_argument("--scores", required=True,
                       help="comma-separated score files or run directories, one per seed")
   parser.add_argument("--out", required=True, help="the ordering file to write (.npz)")
@@ -243,6 +253,10 @@ def _parser() -> argparse.ArgumentParser:
                       help=" | ".join(AGGREGATIONS) + " (default: the key's)")
   parser.add_argument("--clip_at_zero", action="store_true")
   parser.add_argument("--relative", action="store_true")
+  parser.add_argument("--absolute", action="store_true",
+                      help="order by the magnitude |score| of each run")
+  parser.add_argument("--descending", action="store_true",
+                      help="rank 0 = the highest score (default: the lowest)")
   parser.add_argument("--tie_break", default="random", help=" | ".join(TIE_BREAKS))
   parser.add_argument("--seed", type=int, default=0, help="seed of the random tie-break")
   from jaxsel import cli  # pylint: disable=import-outside-toplevel
@@ -262,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise UserError(f"--out must name a .npz file, got {args.out!r}")
   spec = OrderingSpec(key=args.key, gradient_loss_form=args.gradient_loss_form,
                       aggregation=args.aggregation, clip_at_zero=args.clip_at_zero,
-                      relative=args.relative, tie_break=args.tie_break, seed=args.seed)
+                      relative=args.relative, absolute=args.absolute,
+                      descending=args.descending, tie_break=args.tie_break, seed=args.seed)
   paths = [p.strip() for p in args.scores.split(",") if p.strip()]
   ordering = build(paths, spec)
   path = artifacts.save(args.out, ordering)

@@ -90,6 +90,31 @@ def test_gradient_loss_forms_and_their_default_aggregation(tmp_path):
   assert norm.extra["ordering"]["aggregation"] == "mean"
 
 
+def test_slope_descending_and_by_magnitude(tmp_path):
+  # Per-run slopes of ids 2, 5, 7, 9: seed 0 (−0.2, 0.1, 0.0, −0.1), seed 1 (0.3, 0.1, 0.0,
+  # −0.1). Summed: 0.1, 0.2, 0.0, −0.2; summed magnitudes: 0.5, 0.2, 0.0, 0.2 (a tie).
+  paths = [_run_file(tmp_path, 0, loss_slope=np.asarray([-0.2, 0.1, 0.0, -0.1], np.float32)),
+           _run_file(tmp_path, 1, loss_slope=np.asarray([0.3, 0.1, 0.0, -0.1], np.float32))]
+  ascending = orderings.build(paths, orderings.OrderingSpec(key="gradient_loss"))
+  np.testing.assert_array_equal(orderings.ordered_ids(ascending), [9, 7, 2, 5])
+  descending = orderings.build(paths, orderings.OrderingSpec(key="gradient_loss",
+                                                             descending=True))
+  np.testing.assert_array_equal(orderings.ordered_ids(descending), [5, 2, 7, 9])
+  assert descending.extra["ordering"]["descending"] is True
+  np.testing.assert_allclose(descending.table("score"), [0.1, 0.2, 0.0, -0.2], atol=1e-6)
+  magnitude = orderings.build(paths, orderings.OrderingSpec(key="gradient_loss",
+                                                            absolute=True, tie_break="index"))
+  np.testing.assert_allclose(magnitude.table("score"), [0.5, 0.2, 0.0, 0.2], atol=1e-6)
+  np.testing.assert_array_equal(orderings.ordered_ids(magnitude), [7, 5, 9, 2])  # tie by id
+  assert "descending" not in magnitude.extra["ordering"]
+  assert "absolute" not in ascending.extra["ordering"]  # older files describe themselves alike
+  # Descending keeps the seeded tie order among equal scores: reversing the scores' order,
+  # not the whole ranking.
+  ties = orderings.build(paths[:1], orderings.OrderingSpec(
+      key="gradient_loss", absolute=True, descending=True, tie_break="index"))
+  np.testing.assert_array_equal(orderings.ordered_ids(ties), [2, 5, 9, 7])
+
+
 def test_bad_input_names_the_flag(tmp_path):
   path = _run_file(tmp_path, 0)
   with pytest.raises(UserError, match="unknown --gradient_loss_form 'slope'"):
