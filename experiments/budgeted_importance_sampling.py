@@ -43,9 +43,13 @@ from configs.papers import budgeted_importance_sampling as paper
 from experiments import grid
 from jaxsel import train
 
-DATASETS = ("fashion_mnist", "mnist1d")
+DATASETS = ("fashion_mnist", "mnist1d", "fashion_mnist_small")
 CONFIG_FILE = "configs/papers/budgeted_importance_sampling.py"
 METHODS = ("sgd", "random", "unif", "p", "c", "sb")
+# The long augmentation grid (``--cells=augmentation``): the samplers the paper's
+# augmentation claims are about, at the main budget, and standard training with each
+# augmentation on all data.
+AUGMENTATION_METHODS = ("sgd", "unif", "p", "sb")
 MAIN_BUDGET = 0.3
 DEFAULT_SEEDS = paper.SEED_POOL[:3]
 # Where the Figure-1 "Core-set" baseline runs (CCS on the averaged training-dynamics scores
@@ -80,6 +84,10 @@ def define_flags() -> None:
                         f"{d} {paper.EPOCHS[d]}" for d in DATASETS) + ").")
   flags.DEFINE_bool("report_only", False,
                     "Write the results files from the finished runs; train nothing.")
+  flags.DEFINE_enum("cells", "all", ["all", "augmentation"],
+                    "all: the whole grid; augmentation: only the 30 % cells of "
+                    f"{', '.join(AUGMENTATION_METHODS)} and 100 % standard training, each "
+                    "with every augmentation (the long Fashion-MNIST grid).")
 
 
 class Plan(NamedTuple):
@@ -148,9 +156,11 @@ def augmentations(dataset: str) -> tuple[str, ...]:
   return paper.AUGMENTATIONS
 
 
-def planned_runs(run_plan: Plan) -> list[tuple[str, str, dict]]:
+def planned_runs(run_plan: Plan, *, only_augmentation: bool = False
+                 ) -> list[tuple[str, str, dict]]:
   """(label, config argument, overrides) of every cell of the plan's dataset, in run
-  order."""
+  order; ``only_augmentation``: just the 30 % cells of ``AUGMENTATION_METHODS`` and 100 %
+  standard training, each with every augmentation."""
   dataset, epochs = run_plan.dataset, run_plan.epochs
 
   def arg(method, augmentation, budget):
@@ -162,6 +172,10 @@ def planned_runs(run_plan: Plan) -> list[tuple[str, str, dict]]:
             {**_length(dataset, method, budget, epochs), **(overrides or {})})
 
   cells = [cell("sgd", "standard", 1.0)]
+  if only_augmentation:
+    for augmentation in augmentations(dataset):
+      cells += [cell(m, augmentation, MAIN_BUDGET) for m in AUGMENTATION_METHODS]
+    return cells + [cell("sgd", a, 1.0) for a in augmentations(dataset) if a != "standard"]
   for augmentation in augmentations(dataset):
     cells += [cell(m, augmentation, MAIN_BUDGET) for m in METHODS]
   for label, overrides in ABLATIONS:
@@ -223,7 +237,7 @@ def main(argv):
   args = flags.FLAGS
   results = []
   for run_plan in plans_from_flags(args):
-    runs = planned_runs(run_plan)
+    runs = planned_runs(run_plan, only_augmentation=args.cells == "augmentation")
     progress = grid.Progress(len(runs) * len(run_plan.seeds))
     dataset = None if args.report_only else train.load_data(
         paper.get_config(f"{run_plan.dataset},sgd,standard,1"))

@@ -28,7 +28,8 @@ ABLATION_NAMES = {"no_eps_last_step_lr": "p-SGD, step LR, no ε, no average",
 # The p-SGD ablations from furthest from uniform to full p-SGD, and each step's change.
 ABLATION_ORDER = ("no_eps_last_step_lr", "no_eps_last", "no_eps", "")
 ABLATION_STEPS = ("linear − step LR", "average − last value", "ε − no ε")
-DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist1d": "MNIST-1D"}
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist1d": "MNIST-1D",
+                 "fashion_mnist_small": "Fashion-MNIST, 12,000 images"}
 BUDGETS = (0.2, 0.3, 0.5, 0.7)
 METRICS = ("test_accuracy", "test_ece", "test_nll", "train_seconds",
            "num_train_examples_seen", "examples_forwarded", "coverage_entropy",
@@ -304,10 +305,14 @@ SETTINGS = {
     "fashion_mnist": "Fashion-MNIST (54,000 training / 6,000 validation / 10,000 test images), "
                      "the example-forgetting MNIST CNN (21,840 parameters)",
     "mnist1d": "MNIST-1D large (45,000 / 5,000 / 10,000 signals), the MNIST-1D CNN",
+    "fashion_mnist_small": "Fashion-MNIST on a fixed random 12,000 of its training images "
+                           "(6,000 validation / 10,000 test), the example-forgetting MNIST "
+                           "CNN",
 }
 REGIMES = {"fashion_mnist": "Fashion-MNIST (54,000 train), example-forgetting MNIST CNN",
-           "mnist1d": "MNIST-1D large (45,000 train), MNIST-1D CNN"}
-NUM_TRAIN = {"fashion_mnist": 54_000, "mnist1d": 45_000}
+           "mnist1d": "MNIST-1D large (45,000 train), MNIST-1D CNN",
+           "fashion_mnist_small": "Fashion-MNIST (a fixed 12,000 train), MNIST CNN"}
+NUM_TRAIN = {"fashion_mnist": 54_000, "mnist1d": 45_000, "fashion_mnist_small": 12_000}
 
 
 def _augmentations(cells, dataset) -> list[str]:
