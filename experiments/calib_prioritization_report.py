@@ -248,9 +248,11 @@ def _per_cell(grid, key, direction, compare, margin=0.0, *, text, unit):
   return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs)}")
 
 
-def claims(grid) -> list:
+def claims(grid, subsets=SUBSETS) -> list:
   """The paper's claims, each decided seed by seed (``experiments.paired``): a list of
-  ``claims.Finding``. A claim whose cells are not all in ``grid`` is left out."""
+  ``claims.Finding``. A claim whose cells are not all in ``grid`` is left out; ``subsets``
+  are the subset sizes (%) the grid ran."""
+  sizes = "/".join(map(str, subsets)) + " %"
   topk = lambda c, p: (c, p, "top_k")  # noqa: E731
   found = []
 
@@ -261,43 +263,43 @@ def claims(grid) -> list:
   add(_per_cell(
       grid, "test_ece", -1,
       [(f"{SHORT[c]} {p} %", topk(c, p), topk("none", p)) for c in CALIBRATED
-       for p in SUBSETS],
+       for p in subsets],
       text="Calibration during training lowers test ECE under selection, at every subset "
            "size and for every calibration (vs cross-entropy, the same subset size)",
       unit="ECE difference (points)"))
   add(_per_cell(
       grid, "test_accuracy", 1,
       [(f"{SHORT[c]} {p} %", topk(c, p), topk("none", p)) for c in CALIBRATED
-       for p in SUBSETS], margin=-1.0,
+       for p in subsets], margin=-1.0,
       text="...at no large accuracy cost: each calibrated cell is within 1 point of "
            "cross-entropy (the interval lies above −1)",
       unit="accuracy difference (points)"))
   for best, text in (("mixup", "Mixup is the most consistent calibration: lowest ECE "
-                               "averaged over 30/20/10 %"),
+                               f"averaged over {sizes}"),
                      ("label_smoothing", "Label smoothing is the weakest calibration: "
-                                         "highest ECE averaged over 30/20/10 %")):
+                                         f"highest ECE averaged over {sizes}")):
     direction = -1 if best == "mixup" else 1
     diffs = {f"{SHORT[best]} − {SHORT[o]}": _average_difference(
-        grid, [topk(best, p) for p in SUBSETS], [topk(o, p) for p in SUBSETS], "test_ece")
+        grid, [topk(best, p) for p in subsets], [topk(o, p) for p in subsets], "test_ece")
         for o in CALIBRATED if o != best}
     if None not in diffs.values():
       add(claims_lib.Finding(text, paired.all_hold(
           paired.claim_verdict(d, direction) for d in diffs.values()),
           f"mean ECE difference (points): {_listing(diffs)}"))
-  gains = {c: _average_difference(grid, [(c, p, "target") for p in SUBSETS],
-                                  [topk(c, p) for p in SUBSETS], "test_accuracy")
+  gains = {c: _average_difference(grid, [(c, p, "target") for p in subsets],
+                                  [topk(c, p) for p in subsets], "test_accuracy")
            for c in paper.CALIBRATIONS}
   if None not in gains.values():
     add(claims_lib.Finding(
         "Target guidance improves accuracy over the current model alone (every "
-        "calibration, averaged over 30/20/10 %)",
+        f"calibration, averaged over {sizes})",
         paired.all_hold(paired.claim_verdict(d, 1) for d in gains.values()),
         "accuracy gain of target-guided over self-scored (points): "
         + _listing({SHORT[c]: d for c, d in gains.items()})))
     gain = {c: {s: statistics.fmean(
         _seeds(grid, c, p, "target", "test_accuracy")[s]
-        - _seeds(grid, *topk(c, p), "test_accuracy")[s] for p in SUBSETS)
-        for s in _seeds(grid, c, SUBSETS[0], "target", "test_accuracy")}
+        - _seeds(grid, *topk(c, p), "test_accuracy")[s] for p in subsets)
+        for s in _seeds(grid, c, subsets[0], "target", "test_accuracy")}
         for c in paper.CALIBRATIONS}
     most = {f"LS − {SHORT[c]}": paired.paired_difference(gain["label_smoothing"], gain[c])
             for c in paper.CALIBRATIONS if c != "label_smoothing"}
@@ -313,27 +315,28 @@ def claims(grid) -> list:
       unit="accuracy difference (points)"))
   add(_per_cell(
       grid, "test_accuracy", 1,
-      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in SUBSETS],
+      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in subsets],
       text="Max-entropy subsets beat fresh random subsets in accuracy (cross-entropy), at "
            "every subset size", unit="accuracy difference (points)"))
   add(_per_cell(
       grid, "test_ece", -1,
-      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in SUBSETS],
+      [(f"{p} %", topk("none", p), ("none", p, "random")) for p in subsets],
       text="(Not a claim of the paper.) Max-entropy subsets give lower test ECE than random "
            "subsets (cross-entropy), at every subset size", unit="ECE difference (points)"))
   return found
 
 
-def diagnosis(grid) -> str | None:
-  """Over-confidence error against ECE per calibration, averaged over 30/20/10 %."""
+def diagnosis(grid, subsets=SUBSETS) -> str | None:
+  """Over-confidence error against ECE per calibration, averaged over the subset sizes."""
   means = {}
   for c in paper.CALIBRATIONS:
-    cells = [find_cell(grid, c, p, "top_k") for p in SUBSETS]
+    cells = [find_cell(grid, c, p, "top_k") for p in subsets]
     if None in cells:
       return None
     means[c] = tuple(statistics.fmean(_stats(cell, k)[0] for cell in cells)
                      for k in ("test_oe", "test_ece"))
-  return ("(Diagnosis.) Over-confidence error against ECE, averaged over 30/20/10 %: "
+  sizes = "/".join(map(str, subsets)) + " %"
+  return (f"(Diagnosis.) Over-confidence error against ECE, averaged over {sizes}: "
           + ", ".join(f"{CALIBRATION_NAMES[c]} {oe:.2f} of {ece:.2f}"
                       for c, (oe, ece) in means.items())
           + " %: where OE is a small part of ECE the model is under-confident, i.e. the "

@@ -1,14 +1,18 @@
 """Calibrated sample prioritization where cross-entropy is over-confident, with each
 calibration's ε / α / γ chosen by validation ECE: Tables 1 and 2 of Tata et al. (2022).
 
-    python -m experiments.calib_prioritization_tuned                # the whole grid
+    python -m experiments.calib_prioritization_tuned                # MNIST-1D, whole grid
+    python -m experiments.calib_prioritization_tuned --dataset=fashion_mnist_small
     python -m experiments.calib_prioritization_tuned --report_only  # tables from its runs
 
-The regime is ``configs/papers/calib_prioritization.py:mnist1d_small``: the default
-MNIST-1D (3,600 training / 400 validation / 1,000 test), 200 epochs of which 10 on all
-data, lr 0.01, batch 32, cosine; plain cross-entropy ends there with test ECE about 4.5 %,
-most of it over-confidence. Stages, one after the other in this process (the dataset is
-loaded once):
+Two regimes (``calib_prioritization_tuned_report.REGIMES``) of
+``configs/papers/calib_prioritization.py`` where plain cross-entropy ends over-confident:
+``mnist1d_small``, the default MNIST-1D (3,600 training / 400 validation / 1,000 test),
+200 epochs of which 10 on all data, lr 0.01, batch 32 (test ECE about 4.5 %, most of it
+over-confidence), and ``fashion_mnist_small``, the MNIST CNN on a fixed 12,000 Fashion-MNIST
+training images for 30 epochs (test ECE 6.2 %; its runs are ~10 times longer, so it tunes
+three values per calibration on two seeds and keeps the 30 % and 10 % subsets). Stages,
+one after the other in this process (the dataset is loaded once):
 
 1. **Target model** (Table 2's ranker): the wider CNN with mixup α ∈ ``TARGET_ALPHAS``
    on the tuning seeds; the α with the lowest mean *validation* ECE is chosen, then run on
@@ -22,7 +26,7 @@ loaded once):
 Test metrics are never looked at for a choice. Each run's workdir is
 ``WORKDIR/<arg>[_<value>]/seed<N>``; a workdir holding ``summary.json`` is read, not
 re-run, so a killed grid continues where it stopped. The tables, the choices and every
-command go to ``experiments/results/calib_prioritization_tuned_mnist1d_small.*``.
+command go to ``experiments/results/calib_prioritization_tuned_<dataset>.*``.
 """
 
 import dataclasses
@@ -36,21 +40,20 @@ from experiments import calib_prioritization_tuned_report as report
 from experiments import grid
 from jaxsel import train
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/calib_prioritization_tuned",
-                               "Parent directory of the runs.")
+_DATASET = flags.DEFINE_enum("dataset", "mnist1d_small", list(report.REGIMES),
+                             "The regime (see calib_prioritization_tuned_report.REGIMES).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the runs (default: "
+                               "runs/calib_prioritization_tuned[_fashion_mnist_small]).")
 _OUTPUT = flags.DEFINE_string(
-    "output", "experiments/results/calib_prioritization_tuned_mnist1d_small",
-    "Path prefix of the .md / .csv / figure / claims files.")
+    "output", None, "Path prefix of the .md / .csv / figure / claims files (default: "
+    "experiments/results/calib_prioritization_tuned_<dataset>).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of every cell.")
-_TUNING_SEEDS = flags.DEFINE_list("tuning_seeds", ["0", "1", "2"],
-                                  "Seeds whose mean validation ECE chooses each value.")
+_TUNING_SEEDS = flags.DEFINE_list("tuning_seeds", None, "Seeds whose mean validation ECE "
+                                  "chooses each value (default: the regime's).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False,
                                  "Write the results files from finished runs; run nothing.")
 
-DATASET = report.DATASET
 CONFIG_FILE = "configs/papers/calib_prioritization.py"
-TARGET_ARG = f"{DATASET},target_model"
-SUBSETS = (30, 20, 10)
 CALIBRATED = ("label_smoothing", "mixup", "focal")
 
 
@@ -66,12 +69,16 @@ class Cell:
     return self.arg if self.value is None else f"{self.arg}@{self.value:g}"
 
 
-def run_dir(cell: Cell, seed: int) -> str:
+def target_arg(dataset: str) -> str:
+  return f"{dataset},target_model"
+
+
+def run_dir(root: str, cell: Cell, seed: int) -> str:
   name = cell.arg if cell.value is None else f"{cell.arg}_{cell.value:g}"
-  return grid.run_dir(_WORKDIR.value, name, seed)
+  return grid.run_dir(root, name, seed)
 
 
-def overrides(cell: Cell, seed: int, target_alpha: float | None) -> dict:
+def overrides(root: str, cell: Cell, seed: int, target_alpha: float | None) -> dict:
   """The fields a run sets beyond its config argument: the tuned value, and for Table 2
   the score file of the same seed's target model (trained with the chosen α)."""
   out = {}
@@ -79,20 +86,24 @@ def overrides(cell: Cell, seed: int, target_alpha: float | None) -> dict:
     section, field = paper.HPARAM_FIELD[cell.calibration]
     out[f"{section}.{field}"] = cell.value
   if cell.arg.endswith(",target"):
-    out["method.target.path"] = run_dir(Cell(TARGET_ARG, "mixup", target_alpha), seed)
+    dataset = cell.arg.split(",")[0]
+    out["method.target.path"] = run_dir(root, Cell(target_arg(dataset), "mixup",
+                                                   target_alpha), seed)
   return out
 
 
 class Runner:
   """Runs (or reads) each (cell, seed) once and keeps every result."""
 
-  def __init__(self, dataset, total: int, report_only: bool):
+  def __init__(self, root: str, dataset, total: int, report_only: bool):
     self.results, self._dataset, self._report_only = [], dataset, report_only
+    self.root = root
     self.target_alpha = None  # chosen in stage 1, before any Table 2 run
     self._progress = grid.Progress(total)
 
   def __call__(self, cell: Cell, seed: int, stage: str) -> dict | None:
-    workdir, extra = run_dir(cell, seed), overrides(cell, seed, self.target_alpha)
+    workdir = run_dir(self.root, cell, seed)
+    extra = overrides(self.root, cell, seed, self.target_alpha)
     if self._report_only and not grid.is_done(workdir):
       return None
     start = time.perf_counter()
@@ -127,52 +138,57 @@ def tune(runner: Runner, arg: str, calibration: str, values, seeds, tuning_seeds
   return {"arg": arg, "calibration": calibration, "val_ece": val_ece, "chosen": chosen}
 
 
-def jobs_total(seeds, tuning_seeds) -> int:
+def jobs_total(regime, seeds, tuning_seeds) -> int:
   """Runs in the whole grid: a tuned cell is every value on the tuning seeds plus the
-  chosen value on the others; 7 untuned cells in Table 1 (cross-entropy at 4 sizes, random
-  at 3) and 3 in Table 2; tuned cells at 4 sizes in Table 1 and 3 in Table 2."""
+  chosen value on the others; untuned: cross-entropy at 100 % and each subset size and
+  random subsets in Table 1, cross-entropy at each size in Table 2; tuned cells at every
+  size of Table 1 (with 100 %) and of Table 2."""
   extra = len(set(seeds) - set(tuning_seeds))
   tuned = lambda values: len(values) * len(tuning_seeds) + extra  # noqa: E731
-  return (tuned(paper.TARGET_ALPHAS) + 10 * len(seeds)
-          + 7 * sum(tuned(paper.TUNING_VALUES[c]) for c in CALIBRATED))
+  sizes = len(regime.subsets)
+  return (tuned(regime.target_alphas) + (1 + 3 * sizes) * len(seeds)
+          + (1 + 2 * sizes) * sum(tuned(regime.values[c]) for c in CALIBRATED))
 
 
-def run_grid(runner, seeds, tuning_seeds) -> list[dict]:
+def run_grid(runner, regime, seeds, tuning_seeds) -> list[dict]:
   """Every stage, in order, through ``runner(cell, seed, stage)``; returns the choices."""
-  choices = [tune(runner, TARGET_ARG, "mixup", paper.TARGET_ALPHAS, seeds, tuning_seeds,
-                  "target model")]
+  dataset = regime.dataset
+  choices = [tune(runner, target_arg(dataset), "mixup", regime.target_alphas, seeds,
+                  tuning_seeds, "target model")]
   runner.target_alpha = choices[0]["chosen"]
-  for variant, percents in (("", (100, *SUBSETS)), ("target", SUBSETS)):
+  for variant, percents in (("", (100, *regime.subsets)), ("target", regime.subsets)):
     if variant and runner.target_alpha is None:
       break  # --report_only before any target model finished
     stage = "table 2" if variant else "table 1"
     suffix = f",{variant}" if variant else ""
     for percent in percents:
       for seed in seeds:
-        runner(Cell(f"{DATASET},none,{percent}{suffix}", "none"), seed, stage)
+        runner(Cell(f"{dataset},none,{percent}{suffix}", "none"), seed, stage)
         if not variant and percent < 100:
-          runner(Cell(f"{DATASET},none,{percent},random", "none"), seed, stage)
+          runner(Cell(f"{dataset},none,{percent},random", "none"), seed, stage)
       for calibration in CALIBRATED:
-        choices.append(tune(runner, f"{DATASET},{calibration},{percent}{suffix}",
-                            calibration, paper.TUNING_VALUES[calibration], seeds,
-                            tuning_seeds, stage))
+        choices.append(tune(runner, f"{dataset},{calibration},{percent}{suffix}",
+                            calibration, regime.values[calibration], seeds, tuning_seeds,
+                            stage))
   return choices
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  regime = report.REGIMES[_DATASET.value]
   seeds = [int(s) for s in _SEEDS.value]
-  tuning_seeds = [int(s) for s in _TUNING_SEEDS.value]
+  tuning_seeds = [int(s) for s in (_TUNING_SEEDS.value or regime.tuning_seeds)]
   if not set(tuning_seeds) <= set(seeds):
-    raise ValueError(f"--tuning_seeds {tuning_seeds} must be among --seeds {seeds}")
-  dataset = None if _REPORT_ONLY.value else train.load_data(paper.get_config(DATASET))
-  runner = Runner(dataset, jobs_total(seeds, tuning_seeds), _REPORT_ONLY.value)
-  choices = run_grid(runner, seeds, tuning_seeds)
-  results = runner.results
-  report.write(results, choices, prefix=_OUTPUT.value, seeds=seeds,
+    raise app.UsageError(f"--tuning_seeds {tuning_seeds} must be among --seeds {seeds}")
+  root = _WORKDIR.value or regime.workdir
+  output = _OUTPUT.value or f"experiments/results/calib_prioritization_tuned_{regime.dataset}"
+  dataset = None if _REPORT_ONLY.value else train.load_data(paper.get_config(regime.dataset))
+  runner = Runner(root, dataset, jobs_total(regime, seeds, tuning_seeds), _REPORT_ONLY.value)
+  choices = run_grid(runner, regime, seeds, tuning_seeds)
+  report.write(runner.results, choices, regime=regime, prefix=output, seeds=seeds,
                tuning_seeds=tuning_seeds)
-  print(f"wrote {_OUTPUT.value}.md, .csv, _claims.json ({len(results)} runs)")
+  print(f"wrote {output}.md, .csv, _claims.json ({len(runner.results)} runs)")
 
 
 if __name__ == "__main__":

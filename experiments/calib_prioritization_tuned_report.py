@@ -7,6 +7,7 @@ A result is ``{"arg", "calibration", "value", "seed", "stage", "summary", "comma
 "calibration", "val_ece": {value: mean validation ECE over the tuning seeds}, "chosen"}``.
 """
 
+import dataclasses
 import statistics
 
 from configs.papers import calib_prioritization as paper
@@ -15,10 +16,44 @@ from experiments import claims as claims_lib
 from experiments import grid
 from jaxsel import files
 
-DATASET = "mnist1d_small"
 PAPER_NAME = report.PAPER_NAME
 COMMAND = "python -m experiments.calib_prioritization_tuned"
 METRICS = report.METRICS + ("val_ece", "val_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+  """One over-confident setting of ``configs/papers/calib_prioritization.py`` and the shape
+  of its grid."""
+  dataset: str  # the config's DATASET
+  title: str
+  subsets: tuple[int, ...]  # subset sizes (%) below 100
+  tuning_seeds: tuple[int, ...]
+  values: dict  # calibration -> the values tried
+  target_alphas: tuple[float, ...]
+  workdir: str
+  data: str  # the data, model and training, for the text
+  regime: str  # one line, for the claims page
+
+
+REGIMES = {
+    "mnist1d_small": Regime(
+        "mnist1d_small", "MNIST-1D", (30, 20, 10), (0, 1, 2), paper.TUNING_VALUES,
+        paper.TARGET_ALPHAS, "runs/calib_prioritization_tuned",
+        "the default MNIST-1D (`mnist1d`), the MNIST-1D CNN, batch 32, SGD momentum 0.9, "
+        "weight decay 5e-4, lr 0.01 with per-epoch cosine annealing, 200 epochs of which "
+        "the first 10 on all data",
+        "MNIST-1D default (3,600 train), CNN, 200 epochs, lr 0.01; CE over-confident"),
+    "fashion_mnist_small": Regime(
+        "fashion_mnist_small", "Fashion-MNIST", (30, 10), (0, 1),
+        paper.FASHION_TUNING_VALUES, paper.FASHION_TARGET_ALPHAS,
+        "runs/calib_prioritization_tuned_fashion_mnist_small",
+        "Fashion-MNIST on a fixed random 12,000 of its training images (shortened to fit "
+        "2 CPU cores), the MNIST CNN, batch 128, SGD momentum 0.9, weight decay 5e-4, lr "
+        "0.05 with per-epoch cosine annealing, 30 epochs of which the first 2 on all data "
+        "(the paper's 200 and 10, shortened)",
+        "Fashion-MNIST (a fixed 12,000 train), MNIST CNN, 30 epochs; CE over-confident"),
+}
 
 
 def hparam_label(calibration: str, value) -> str:
@@ -81,9 +116,9 @@ def _mean_std(cell, key) -> str:
   return f"{mean:.2f} ± {std:.2f}"
 
 
-def regime_check(cells) -> str:
+def regime_check(cells, dataset: str) -> str:
   """Cross-entropy on all data, the regime's premise: over-confident or not."""
-  full = cells.get(f"{DATASET},none,100")
+  full = cells.get(f"{dataset},none,100")
   if full is None:
     return "(The cross-entropy 100 % cell has not run.)"
   oe, ece = grid.stats(full, "test_oe")[0], grid.stats(full, "test_ece")[0]
@@ -94,29 +129,27 @@ def regime_check(cells) -> str:
           f"(OE is {100 * oe / ece:.0f} % of ECE).")
 
 
-def markdown(results, choices, *, figures: dict, seeds, tuning_seeds, findings,
-             grid_minutes: float) -> str:
+def markdown(results, choices, *, regime: Regime, figures: dict, seeds, tuning_seeds,
+             findings, grid_minutes: float) -> str:
   chosen = chosen_results(results, choices)
   cells = report.cells(chosen)
-  base = paper.get_config(DATASET)
   summary = results[0]["summary"]
   target = next((c for c in choices if c["arg"].endswith("target_model")), None)
-  target_cell = cells.get(f"{DATASET},target_model")
+  target_cell = cells.get(f"{regime.dataset},target_model")
+  percents = (100, *regime.subsets)
+  command = COMMAND + ("" if regime.dataset == "mnist1d_small"
+                       else f" --dataset={regime.dataset}")
   lines = [
       "# Calibrated sample prioritization where cross-entropy is over-confident "
-      "(MNIST-1D, validation-tuned)", "",
+      f"({regime.title}, validation-tuned)", "",
       "Tata et al., \"Can Calibration Improve Sample Prioritization?\" (NeurIPS 2022 HITY "
       "workshop), Tables 1 and 2, in a regime where plain cross-entropy ends "
-      f"over-confident: the default MNIST-1D (`{base.dataset.name}`, "
-      f"{summary['num_train']:,} training / {summary['num_validation']:,} validation / "
-      f"{summary['num_test']:,} test examples), the MNIST-1D CNN, batch "
-      f"{base.train.batch_size}, SGD momentum 0.9, weight decay 5e-4, lr "
-      f"{base.optimizer.learning_rate:g} with per-epoch cosine annealing, "
-      f"{base.train.num_epochs} epochs of which the first {base.method.warmup_epochs} on "
-      "all data, then each epoch's max-entropy subset (scored by the last training pass). "
-      "15-bin ECE, last-epoch model.", "",
-      regime_check(cells), "",
-      f"Whole grid: `{COMMAND}` ({len(results)} runs, {grid_minutes:.0f} min of run wall "
+      f"over-confident: {regime.data} ({summary['num_train']:,} training / "
+      f"{summary['num_validation']:,} validation / {summary['num_test']:,} test examples), "
+      "then each epoch's max-entropy subset (scored by the last training pass). 15-bin "
+      "ECE, last-epoch model.", "",
+      regime_check(cells, regime.dataset), "",
+      f"Whole grid: `{command}` ({len(results)} runs, {grid_minutes:.0f} min of run wall "
       "time on 2 CPU cores, one after the other; a killed grid resumes). Every run's "
       "command is in the `.csv` beside this file.", "",
       "## How each ε / α / γ was chosen", "",
@@ -128,28 +161,28 @@ def markdown(results, choices, *, figures: dict, seeds, tuning_seeds, findings,
       "played no part. The target model's mixup α was chosen the same way. Grids: "
       + "; ".join(f"{report.HPARAM_SYMBOL[c]} ∈ {{{', '.join(f'{v:g}' for v in values)}}} "
                   f"({report.CALIBRATION_NAMES[c]})"
-                  for c, values in paper.TUNING_VALUES.items())
-      + f"; target α ∈ {{{', '.join(f'{v:g}' for v in paper.TARGET_ALPHAS)}}}.", "",
+                  for c, values in regime.values.items())
+      + f"; target α ∈ {{{', '.join(f'{v:g}' for v in regime.target_alphas)}}}.", "",
       *choice_table(choices), "",
       f"Cells below: test accuracy / ECE (%), mean ± std over {len(seeds)} seeds "
       f"({', '.join(map(str, seeds))}), at the chosen value (in brackets per column).", "",
       "## Table 1: the current model scores its own examples", "",
-      *report.table(cells, "top_k", (100, 30, 20, 10)),
+      *report.table(cells, "top_k", percents),
       "",
       "Random-subset baseline (cross-entropy, a fresh random subset each epoch): "
       + ", ".join(f"{p} %: {report.fmt(report.find_cell(cells, 'none', p, 'random'))}"
-                  for p in (30, 20, 10)), "",
+                  for p in regime.subsets), "",
       "The paper, CIFAR-10, ResNet-34 (accuracy / ECE, %):", "",
       *report.paper_table(1, "cifar10"), "",
       "## Table 2: a calibrated target model scores the examples", ""]
   if target_cell and target:
     lines += [
-        "Target: the CNN widened to 64 channels with BatchNorm, batch 128, trained on all "
-        f"data with mixup α = {target['chosen']:g} (chosen by validation ECE): test accuracy "
+        f"Target: `{regime.dataset},target_model` (a wider CNN with BatchNorm), trained on "
+        f"all data with mixup α = {target['chosen']:g} (chosen by validation ECE): test accuracy "
         f"{_mean_std(target_cell, 'test_accuracy')} %, ECE "
         f"{_mean_std(target_cell, 'test_ece')} %. Seed s's runs rank examples by seed s's "
         "target (its per-epoch training-pass entropies).", "",
-        *report.table(cells, "target", (100, 30, 20, 10)), "",
+        *report.table(cells, "target", percents), "",
         "(The 100 % column trains on all data, so it is Table 1's.) The paper, CIFAR-10:",
         "", *report.paper_table(2, "cifar10"), ""]
   lines += ["## Figures", ""]
@@ -159,30 +192,26 @@ def markdown(results, choices, *, figures: dict, seeds, tuning_seeds, findings,
     lines += [f"![test reliability diagrams, 10 % subsets]({figures['reliability_10']})", ""]
   lines += claims_lib.section(findings, seeds_note=f"{len(seeds)} seeds, "
                               f"{', '.join(map(str, seeds))}")
-  if (line := report.diagnosis(cells)) is not None:
+  if (line := report.diagnosis(cells, regime.subsets)) is not None:
     lines += ["", line]
   return "\n".join(lines) + "\n"
 
 
-def regime(results, seeds) -> str:
-  summary = results[0]["summary"]
-  return (f"MNIST-1D default ({summary['num_train']:,} train), CNN, 200 epochs, lr 0.01; "
-          f"CE over-confident; ε/α/γ by validation ECE; {len(seeds)} seeds")
-
-
-def write(results, choices, *, prefix: str, seeds, tuning_seeds) -> None:
+def write(results, choices, *, regime: Regime, prefix: str, seeds, tuning_seeds) -> None:
   """The .md, .csv, figures and ``_claims.json`` of the grid."""
   if not results:
     raise ValueError("no finished runs to report")
   chosen = chosen_results(results, choices)
-  findings = report.claims(report.cells(chosen))
+  findings = report.claims(report.cells(chosen), regime.subsets)
   figures = report.figures(chosen, prefix)
   grid.write_csv(prefix + ".csv", rows(results, choices))
   name = prefix.rsplit("/", 1)[-1]
+  command = COMMAND + ("" if regime.dataset == "mnist1d_small"
+                       else f" --dataset={regime.dataset}")
   claims_lib.write(prefix + "_claims.json", claims_lib.attach(
-      findings, paper=PAPER_NAME, regime=regime(results, seeds), table=name + ".md",
-      command=COMMAND))
+      findings, paper=PAPER_NAME, table=name + ".md", command=command,
+      regime=f"{regime.regime}; ε/α/γ by validation ECE; {len(seeds)} seeds"))
   minutes = statistics.fsum(r["wall_seconds"] for r in results) / 60
   files.write_text(prefix + ".md", markdown(
-      results, choices, figures=figures, seeds=seeds, tuning_seeds=tuning_seeds,
-      findings=findings, grid_minutes=minutes))
+      results, choices, regime=regime, figures=figures, seeds=seeds,
+      tuning_seeds=tuning_seeds, findings=findings, grid_minutes=minutes))

@@ -12,31 +12,31 @@ from experiments import calib_prioritization_tuned_report as report
 from experiments import paired
 
 SEEDS, TUNING = [0, 1, 2, 3, 4], [0, 1, 2]
+MNIST1D = report.REGIMES["mnist1d_small"]
 _RELIABILITY = {"bin_lower": [0.0, 0.5], "bin_upper": [0.5, 1.0], "count": [10, 90],
                 "accuracy": [0.3, 0.9], "confidence": [0.4, 0.95]}
 
 
-def _val_ece(cell) -> float:
-  """Validation ECE of a fake run: lowest at the second value of each grid. Test ECE is
-  lowest at the first, so a choice that read test numbers would pick differently."""
-  if cell.value is None:
-    return 3.0
-  values = (paper.TARGET_ALPHAS if cell.arg.endswith("target_model")
-            else paper.TUNING_VALUES[cell.calibration])
-  return 1.0 + abs(values.index(cell.value) - 1)
+def _values(regime, cell):
+  return (regime.target_alphas if cell.arg.endswith("target_model")
+          else regime.values.get(cell.calibration, ()))
 
 
 class FakeRunner:
-  def __init__(self):
+  """Validation ECE of a fake run is lowest at the second value of each grid; test ECE is
+  lowest at the first, so a choice that read test numbers would pick differently."""
+
+  def __init__(self, regime=MNIST1D, root="runs/t"):
     self.calls, self.results, self.target_alpha = [], [], None
+    self.regime, self.root = regime, root
 
   def __call__(self, cell, seed, stage):
-    extra = tuned.overrides(cell, seed, self.target_alpha)
+    extra = tuned.overrides(self.root, cell, seed, self.target_alpha)
     self.calls.append((cell, seed, stage, extra))
-    values = (paper.TARGET_ALPHAS if cell.arg.endswith("target_model")
-              else paper.TUNING_VALUES.get(cell.calibration, ()))
+    values = _values(self.regime, cell)
+    val_ece = 3.0 if cell.value is None else 1.0 + abs(values.index(cell.value) - 1)
     first = cell.value is not None and values.index(cell.value) == 0
-    summary = {"val_ece": _val_ece(cell), "val_accuracy": 90.0,
+    summary = {"val_ece": val_ece, "val_accuracy": 90.0,
                "test_ece": 0.5 if first else 2.0 + 0.1 * seed,
                "test_accuracy": 90.0 + 0.1 * seed + (0.2 if "mixup" in cell.arg else 0.0),
                "test_oe": 1.0, "test_reliability": _RELIABILITY,
@@ -52,20 +52,19 @@ class FakeRunner:
 
 
 @pytest.fixture(name="ran")
-def _ran(tmp_path, monkeypatch):
-  monkeypatch.setattr(tuned, "run_dir", lambda cell, seed: str(tmp_path / cell.label / str(seed)))
+def _ran():
   runner = FakeRunner()
-  return runner, tuned.run_grid(runner, SEEDS, TUNING)
+  return runner, tuned.run_grid(runner, MNIST1D, SEEDS, TUNING)
 
 
 def test_the_grid_runs_what_it_counts_and_chooses_by_validation(ran):
   runner, choices = ran
-  assert len(runner.calls) == tuned.jobs_total(SEEDS, TUNING) == 4 * 3 + 2 + 50 + 7 * 3 * 14
+  assert len(runner.calls) == tuned.jobs_total(MNIST1D, SEEDS, TUNING) == \
+      4 * 3 + 2 + 50 + 7 * 3 * 14
   assert len({(c.label, s) for c, s, _, _ in runner.calls}) == len(runner.calls)  # no repeat
   assert len(choices) == 1 + 7 * 3
   for choice in choices:  # the second value of each grid has the lowest validation ECE
-    values = (paper.TARGET_ALPHAS if choice["arg"].endswith("target_model")
-              else paper.TUNING_VALUES[choice["calibration"]])
+    values = _values(MNIST1D, tuned.Cell(choice["arg"], choice["calibration"]))
     assert choice["chosen"] == values[1] and list(choice["val_ece"]) == list(values)
   # Tuning seeds run every value; the other seeds only the chosen one.
   mixup_10 = [(c.value, s) for c, s, _, _ in runner.calls
@@ -81,17 +80,17 @@ def test_table_2_ranks_by_the_same_seeds_target_at_the_chosen_alpha(ran):
   assert len(table2) == 3 * 5 + 3 * 3 * 14
   for cell, seed, extra in table2:
     assert extra["method.target.path"] == tuned.run_dir(
-        tuned.Cell(tuned.TARGET_ARG, "mixup", alpha), seed)
+        "runs/t", tuned.Cell("mnist1d_small,target_model", "mixup", alpha), seed)
   # Every target model the grid ranks by has run before the first Table 2 run.
   first_table2 = next(i for i, call in enumerate(runner.calls) if call[2] == "table 2")
   targets = {(c.value, s) for c, s, _, _ in runner.calls[:first_table2]
-             if c.arg == tuned.TARGET_ARG}
+             if c.arg == "mnist1d_small,target_model"}
   assert {(alpha, s) for s in SEEDS} <= targets
 
 
 def test_overrides_set_the_tuned_field():
   cell = tuned.Cell("mnist1d_small,focal,20", "focal", 2.0)
-  assert tuned.overrides(cell, 3, None) == {"loss.focal_gamma": 2.0}
+  assert tuned.overrides("runs/t", cell, 3, None) == {"loss.focal_gamma": 2.0}
   config = paper.get_config(cell.arg)
   assert config.loss.name == "focal" and config.dataset.name == "mnist1d"
   assert config.optimizer.learning_rate == 0.01 and config.train.num_epochs == 200
@@ -100,7 +99,8 @@ def test_overrides_set_the_tuned_field():
 def test_report_files_show_the_choices_and_decide_the_claims(ran, tmp_path):
   runner, choices = ran
   prefix = str(tmp_path / "out")
-  report.write(runner.results, choices, prefix=prefix, seeds=SEEDS, tuning_seeds=TUNING)
+  report.write(runner.results, choices, regime=MNIST1D, prefix=prefix, seeds=SEEDS,
+               tuning_seeds=TUNING)
   text = open(prefix + ".md").read()
   assert "**α=0.1: 1.00**" in text and "α=0.05: 2.00" in text  # the mixup choice
   assert "| mixup, 10 %, target-guided |" in text
@@ -116,3 +116,25 @@ def test_report_files_show_the_choices_and_decide_the_claims(ran, tmp_path):
   rows = open(prefix + ".csv").read().splitlines()
   assert len(rows) == 1 + len({(r["arg"], r["value"]) for r in runner.results})
   assert os.path.exists(prefix + "_vs_subset.png")
+
+
+def test_the_fashion_regime_tunes_fewer_values_on_two_seeds_and_two_sizes(tmp_path):
+  regime = report.REGIMES["fashion_mnist_small"]
+  runner = FakeRunner(regime)
+  choices = tuned.run_grid(runner, regime, SEEDS, list(regime.tuning_seeds))
+  # Target: 3 α × 2 seeds + 3; untuned: (1 + 3 · 2) · 5; tuned: 5 cells × 3 × (3 · 2 + 3).
+  assert len(runner.calls) == tuned.jobs_total(regime, SEEDS, regime.tuning_seeds) == \
+      9 + 35 + 5 * 3 * 9
+  assert {c.arg.split(",")[2] for c, _, _, _ in runner.calls if "," in c.arg
+          and c.arg.split(",")[1] != "target_model"} == {"100", "30", "10"}
+  config = paper.get_config("fashion_mnist_small,target_model")
+  assert config.model.name == "cnn2d" and config.model.kwargs.use_batchnorm
+  prefix = str(tmp_path / "fashion")
+  report.write(runner.results, choices, regime=regime, prefix=prefix, seeds=SEEDS,
+               tuning_seeds=list(regime.tuning_seeds))
+  text = open(prefix + ".md").read()
+  assert "(Fashion-MNIST, validation-tuned)" in text and "--dataset=fashion_mnist_small" in text
+  assert "| calibration | 100 % | 30 % | 10 % |" in text
+  claims = json.load(open(prefix + "_claims.json"))
+  assert any("averaged over 30/10 %" in c["text"] for c in claims)
+  assert all("12,000 train" in c["regime"] for c in claims)
