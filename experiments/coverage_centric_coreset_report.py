@@ -2,7 +2,9 @@
 
 ``results`` are the coreset runs of ``coverage_centric_coreset.py`` (``{"arg", "seed",
 "beta", "summary", "command", "wall_seconds"}``), ``score_runs`` its training-dynamics runs
-(one per seed, on all data) and ``search_runs`` the seed-0 CCS runs of the β search.
+(one per seed, on all data) and ``search_runs`` the seed-0 CCS runs of the β search. The
+dataset (MNIST-1D or Fashion-MNIST) is that of the runs' config arguments, and the pruning
+rates are its sweep's (``SWEEP_PERCENTS``); claims on rates or cells it lacks are left out.
 """
 
 import os
@@ -30,7 +32,34 @@ PAPER = {"random": (94.33, 93.40, 90.94, 87.98, 79.04),
 PAPER_FULL = 95.2
 PAPER_NAME = "Zheng et al. 2023, coverage-centric coreset selection"
 COMMAND = "python -m experiments.coverage_centric_coreset"
+# Per dataset: the title's name, the figure panel's and the regime's data and model.
+DATA = {"mnist1d": {"title": "MNIST-1D", "panel": "MNIST-1D, 1-D CNN"},
+        "fashion_mnist": {"title": "Fashion-MNIST", "panel": "Fashion-MNIST ("
+                          f"{paper.TRAIN_SUBSET_SIZE['fashion_mnist']:,} training images), "
+                          "MNIST CNN"}}
 METRICS = ("test_accuracy", "test_ece", "test_nll", "val_accuracy", "train_seconds")
+
+
+def dataset_of(runs) -> str:
+  """The dataset of a grid's runs: the first part of their config arguments."""
+  names = {r["arg"].split(",")[0] for r in runs}
+  if len(names) != 1:
+    raise ValueError(f"the runs must be of one dataset, got {sorted(names)}")
+  return names.pop()
+
+
+def percents_of(dataset: str) -> tuple[int, ...]:
+  """The pruning rates of ``dataset``'s sweep."""
+  return paper.SWEEP_PERCENTS.get(dataset, paper.PRUNING_PERCENTS)
+
+
+def command(dataset: str) -> str:
+  """The grid's command for ``dataset`` (MNIST-1D: the default)."""
+  return COMMAND if dataset == "mnist1d" else f"{COMMAND} --dataset={dataset}"
+
+
+def _rates(percents) -> str:
+  return ", ".join(f"{p} %" for p in percents)
 
 
 def _cells(results) -> dict[tuple[str, int], dict]:
@@ -64,8 +93,8 @@ def rows(results, score_runs, search_runs) -> list[dict]:
   for arg, cell in grid.cells(results).items():
     beta = betas[arg]
     out.append(row("coreset", arg, cell, "" if beta is None else beta))
-  out.append(row("full data (scores)", "mnist1d,scores",
-                 grid.cells(score_runs)["mnist1d,scores"]))
+  scores_arg = f"{dataset_of(score_runs)},scores"
+  out.append(row("full data (scores)", scores_arg, grid.cells(score_runs)[scores_arg]))
   for run in search_runs:
     out.append(row("beta search", run["arg"], grid.cells([run])[run["arg"]], run["beta"]))
   return out
@@ -85,13 +114,14 @@ def figures(results, prefix: str, *, strata_dir: str | None) -> dict:
   """Accuracy against pruning rate (ours beside the paper's), and the CCS strata of the
   90 % coreset of seed 0 (``strata_dir``'s figure, if any); returns {name: file name}."""
   cells = _cells(results)
-  percents = paper.PRUNING_PERCENTS
-  paper_series = [{"label": NAMES[m], "x": list(percents), "y": list(PAPER[m]),
-                   "color": COLORS[m], "linestyle": "--"} for m in paper.METHODS]
+  dataset = dataset_of(results)
+  paper_series = [{"label": NAMES[m], "x": list(paper.PRUNING_PERCENTS),
+                   "y": list(PAPER[m]), "color": COLORS[m], "linestyle": "--"}
+                  for m in paper.METHODS]
   written = {}
   path = prefix + "_vs_pruning.png"
-  plotting.line_panels([("MNIST-1D, 1-D CNN (this grid, mean ± std over seeds)",
-                         _series(cells, percents)),
+  plotting.line_panels([(f"{DATA[dataset]['panel']} (this grid, mean ± std over seeds)",
+                         _series(cells, percents_of(dataset))),
                         ("CIFAR-10, ResNet-18 (the paper's Table 1)", paper_series)],
                        path, xlabel="pruning rate (%)", ylabel="test accuracy (%)")
   written["vs_pruning"] = os.path.basename(path)
@@ -130,10 +160,15 @@ def _per_cell(cells, compare, direction, margin=0.0, *, text,
   return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs)}")
 
 
-def claims(cells, *, percents=paper.PRUNING_PERCENTS) -> list[claims_lib.Finding]:
+def claims(cells, *, percents=None) -> list[claims_lib.Finding]:
   """The paper's claims, each decided seed by seed on test accuracy (the same seed gives
   the same scores, initialisation and data order in every cell): a list of
-  ``claims.Finding``. A claim whose cells are not all in ``cells`` is left out."""
+  ``claims.Finding``. The pruning rates are ``percents`` (default: those of ``cells``); a
+  claim about rates none of which is among them, or whose cells are not all in ``cells``,
+  is left out; the low-rate claims are decided on the low rates present (30 % and 50 %, or
+  50 % alone on Fashion-MNIST), which their text names."""
+  if percents is None:
+    percents = sorted({p for _, p in cells})
   found = []
 
   def add(finding):
@@ -146,7 +181,7 @@ def claims(cells, *, percents=paper.PRUNING_PERCENTS) -> list[claims_lib.Finding
   add(_per_cell(
       cells, [(f"{NAMES[m]} {p} %", (m, p), ("random", p)) for m in MONOTONIC for p in high],
       -1, text="Importance-only (monotonic) selection collapses at high pruning rates: "
-               "every one is below random at 80 % and 90 %",
+               f"every one is below random at {' and '.join(f'{p} %' for p in high)}",
       unit="test accuracy, method − random (points)"))
   if 90 in percents:
     add(_per_cell(cells, [("90 %", ("ccs", 90), ("random", 90))], 1,
@@ -158,8 +193,10 @@ def claims(cells, *, percents=paper.PRUNING_PERCENTS) -> list[claims_lib.Finding
                   unit="test accuracy, CCS − method (points)"))
   low = [p for p in (30, 50) if p in percents]
   others = [m for m in paper.METHODS if m != "ccs"]
+  at_low = (f"At low pruning rates ({_rates(low)})" if len(low) > 1
+            else f"At a low pruning rate ({_rates(low)})")
   add(_per_cell(cells, against("ccs", others, low), 1, margin=-0.5,
-                text="At low pruning rates (30 %, 50 %) CCS is as good as the best method: "
+                text=f"{at_low} CCS is as good as the best method: "
                      "within 0.5 points of each other method (the interval lies above "
                      "−0.5)", unit="test accuracy, CCS − method (points)"))
   # "Some score beats random" holds at a rate when one of the four does; picking the best
@@ -171,8 +208,9 @@ def claims(cells, *, percents=paper.PRUNING_PERCENTS) -> list[claims_lib.Finding
         paired.some_hold(paired.claim_verdict(d, 1) for d in by_p.values())
         for by_p in diffs.values())
     add(claims_lib.Finding(
-        "At low pruning rates (30 %, 50 %) some importance score beats random, at each "
-        "rate (as forgetting and EL2N do in the paper)", verdict,
+        f"{at_low} some importance score beats random"
+        + (", at each rate" if len(low) > 1 else "")
+        + " (as forgetting and EL2N do in the paper)", verdict,
         "test accuracy, method − random (points): "
         + _listing({k: d for by_p in diffs.values() for k, d in by_p.items()})))
   return found
@@ -197,24 +235,20 @@ def _table(cells, percents) -> list[str]:
 def markdown(results, score_runs, search_runs, *, chosen_beta, figures, seeds,
              grid_minutes) -> str:
   cells = _cells(results)
-  percents = paper.PRUNING_PERCENTS
-  scores_config = paper.get_config("mnist1d,scores")
-  coreset_config = paper.get_config("mnist1d,ccs,90")
-  full = grid.cells(score_runs)["mnist1d,scores"]
+  dataset = dataset_of(results)
+  percents = percents_of(dataset)
+  scores_config = paper.get_config(f"{dataset},scores")
+  coreset_config = paper.get_config(f"{dataset},ccs,90")
+  full = grid.cells(score_runs)[f"{dataset},scores"]
   full_acc, full_std = grid.stats(full, "test_accuracy")
   summary = score_runs[0]["summary"]
   example = [c["commands"][0] for c in grid.cells(results).values()]
   lines = [
-      "# Coverage-centric coreset selection on MNIST-1D: Table 1",
+      f"# Coverage-centric coreset selection on {DATA[dataset]['title']}: Table 1",
       "",
       "Reproduction of Zheng et al., \"Coverage-centric Coreset Selection for High Pruning "
       "Rates\" (ICLR 2023) on data that runs on a 2-core CPU: "
-      f"`{scores_config.dataset.name}` ({summary['num_train']:,} training / "
-      f"{summary['num_validation']:,} validation / {summary['num_test']:,} test examples) "
-      "with the MNIST-1D paper's CNN, batch 256, SGD momentum 0.9 Nesterov, weight decay "
-      "5e-4, cosine annealing per step to 1e-4 (the paper's optimizer and schedule), at lr "
-      f"{scores_config.optimizer.learning_rate:g} rather than the paper's 0.1, which made "
-      "this BatchNorm-free CNN diverge in some runs. "
+      + _setting(dataset, scores_config, summary) +
       f"Stage 1: {scores_config.train.num_epochs} epochs on all training examples record "
       "each example's training dynamics (forgetting, accumulated margin, EL2N over the "
       "first 10 epochs) and the final model's entropy; stage 2: a fresh model trains on "
@@ -223,7 +257,7 @@ def markdown(results, score_runs, search_runs, *, chosen_beta, figures, seeds,
       f"model, test accuracy (%), mean ± std over {len(seeds)} seeds "
       f"({', '.join(map(str, seeds))}); each seed's coresets come from that seed's scores.",
       "",
-      f"Whole grid: `python -m experiments.coverage_centric_coreset` "
+      f"Whole grid: `{command(dataset)}` "
       f"({len(score_runs) + len(search_runs) + len(results)} runs, {grid_minutes:.0f} min "
       "of run wall time on 2 CPU cores). Each cell's command (first seed) is in the `.csv` "
       "beside this file, e.g.",
@@ -246,8 +280,8 @@ def markdown(results, score_runs, search_runs, *, chosen_beta, figures, seeds,
       "",
       "The paper, CIFAR-10, ResNet-18 (full data ≈ 95.2):",
       "",
-      "| method | " + " | ".join(f"{p} %" for p in percents) + " |",
-      "|---|" + "---|" * len(percents),
+      "| method | " + " | ".join(f"{p} %" for p in paper.PRUNING_PERCENTS) + " |",
+      "|---|" + "---|" * len(paper.PRUNING_PERCENTS),
       *[f"| {NAMES[m]} | " + " | ".join(f"{v:.2f}" for v in PAPER[m]) + " |"
         for m in paper.METHODS],
       "",
@@ -272,8 +306,8 @@ def markdown(results, score_runs, search_runs, *, chosen_beta, figures, seeds,
     lines += [f"![test accuracy against pruning rate]({figures['vs_pruning']})", ""]
   if "strata" in figures:
     lines += [f"![CCS strata of the 90 % coreset, seed 0]({figures['strata']})", ""]
-  lines += claims_lib.section(claims(cells), seeds_note=f"{len(seeds)} seeds, "
-                              f"{', '.join(map(str, seeds))}")
+  lines += claims_lib.section(claims(cells, percents=percents),
+                              seeds_note=f"{len(seeds)} seeds, {', '.join(map(str, seeds))}")
   return "\n".join(lines) + "\n"
 
 
@@ -281,12 +315,34 @@ def _beta(beta) -> str:
   return "—" if beta is None else f"{beta:g}"
 
 
+def _setting(dataset, config, summary) -> str:
+  """The introduction's data, model and learning rate."""
+  sizes = (f"{summary['num_train']:,} training / {summary['num_validation']:,} validation / "
+           f"{summary['num_test']:,} test examples")
+  recipe = ("batch 256, SGD momentum 0.9 Nesterov, weight decay 5e-4, cosine annealing per "
+            "step to 1e-4 (the paper's optimizer and schedule), at lr "
+            f"{config.optimizer.learning_rate:g} rather than the paper's 0.1")
+  if dataset == "mnist1d":
+    return (f"`{config.dataset.name}` ({sizes}) with the MNIST-1D paper's CNN, {recipe}, "
+            "which made this BatchNorm-free CNN diverge in some runs. ")
+  return (f"`{config.dataset.name}`, shortened to fit the CPU: a fixed random "
+          f"{config.dataset.train_subset_size:,} of its training images, the same for every "
+          f"seed ({sizes}), pruned at {_rates(percents_of(dataset))} only, with the "
+          f"example-forgetting MNIST CNN and pad-4 crop + flip, {recipe} (as on MNIST-1D, "
+          "where 0.1 made the BatchNorm-free CNN diverge in some runs). ")
+
+
 def regime(score_runs, seeds) -> str:
   """Where the claims were tested, in one line: data, model, lengths, seeds."""
-  scores_config = paper.get_config("mnist1d,scores")
-  coreset_config = paper.get_config("mnist1d,ccs,90")
-  return (f"MNIST-1D large ({score_runs[0]['summary']['num_train']:,} train), 1-D CNN, "
-          f"{scores_config.train.num_epochs}-epoch scores, coresets trained "
+  dataset = dataset_of(score_runs)
+  scores_config = paper.get_config(f"{dataset},scores")
+  coreset_config = paper.get_config(f"{dataset},ccs,90")
+  num_train = score_runs[0]["summary"]["num_train"]
+  data = (f"MNIST-1D large ({num_train:,} train), 1-D CNN" if dataset == "mnist1d" else
+          f"Fashion-MNIST, a fixed random {scores_config.dataset.train_subset_size:,}-image "
+          f"training subset ({num_train:,} train), MNIST CNN, pruning "
+          f"{_rates(percents_of(dataset))}")
+  return (f"{data}, {scores_config.train.num_epochs}-epoch scores, coresets trained "
           f"{coreset_config.train.num_train_steps:,} steps, lr "
           f"{scores_config.optimizer.learning_rate:g}; CCS β by validation accuracy; "
           f"{len(seeds)} seeds")
@@ -304,6 +360,8 @@ def write(results, score_runs, search_runs, *, chosen_beta, prefix: str, seeds,
   files.write_text(prefix + ".md", markdown(
       results, score_runs, search_runs, chosen_beta=chosen_beta, figures=figs, seeds=seeds,
       grid_minutes=minutes))
+  dataset = dataset_of(results)
   claims_lib.write(prefix + "_claims.json", claims_lib.attach(
-      claims(_cells(results)), paper=PAPER_NAME, regime=regime(score_runs, seeds),
-      table=os.path.basename(prefix) + ".md", command=COMMAND))
+      claims(_cells(results), percents=percents_of(dataset)), paper=PAPER_NAME,
+      regime=regime(score_runs, seeds), table=os.path.basename(prefix) + ".md",
+      command=command(dataset)))

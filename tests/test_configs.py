@@ -136,6 +136,41 @@ def test_coverage_centric_coreset_bad_arguments(arg, message):
     ccs.get_config(arg)
 
 
+def test_coverage_centric_coreset_fashion_mnist_configs():
+  from configs.papers import coverage_centric_coreset as ccs  # pylint: disable=import-outside-toplevel
+  from configs.papers import selection_comparison  # pylint: disable=import-outside-toplevel
+  scores = ccs.get_config("fashion_mnist,scores")
+  assert (scores.dataset.name, scores.dataset.train_fraction,
+          scores.dataset.train_subset_size) == ("fashion_mnist_local", 0.9, 12_000)
+  assert (scores.model.name, scores.optimizer.learning_rate, scores.train.eval_batch_size,
+          scores.train.num_epochs, scores.method.name) == (
+              "mnist_cnn", 0.05, 1000, 20, "training_dynamics")
+  # Fashion-MNIST runs as in the selection comparison: the same data, subset, model and
+  # augmentation.
+  other = selection_comparison.get_config("fashion_mnist,full,1")
+  for field in ("dataset", "model", "augmentation"):
+    assert scores[field] == other[field], field
+  config_checks.check_config(scores)
+  coreset = ccs.get_config("fashion_mnist,ccs,90")
+  with pytest.raises(ValueError, match="config.method.scores_path"):
+    config_checks.check_config(coreset)
+  config_checks.check_config(override(coreset, **{"method.scores_path": "runs/scores"}))
+  # The subset is drawn from the 54,000 training ids after the 6,000 validation ids are
+  # split off, so 12,000 train: 10 epochs of ⌈12,000 / 256⌉ = 47 steps, validated every 2.
+  dataset = train.load_data(scores)
+  assert (len(dataset.train_ids), len(dataset.validation_ids)) == (12_000, 6_000)
+  steps_per_epoch = (len(dataset.train_ids) + 255) // 256
+  assert coreset.train.num_train_steps == ccs.CORESET_STEPS["fashion_mnist"] == (
+      10 * steps_per_epoch) == 470
+  assert (coreset.train.num_epochs, coreset.eval.every_steps) == (0, 2 * steps_per_epoch)
+  assert (coreset.method.rule, coreset.method.beta, coreset.method.pruning_rate) == (
+      "ccs", 0.3, 0.9)
+  sweep = ccs.sweep("fashion_mnist", seeds=(0, 1, 2, 3, 4))
+  assert len(sweep) == 6 * 3 * 5
+  assert sorted({int(arg.split(",")[2]) for arg, _ in sweep}) == [50, 80, 90]
+  assert len(ccs.sweep("mnist1d", seeds=(0,))) == 6 * 5  # unchanged
+
+
 def test_example_forgetting_configs_follow_the_paper():
   from configs.papers import example_forgetting as ef  # pylint: disable=import-outside-toplevel
   cifar = ef.get_config("cifar10,train")
@@ -216,7 +251,8 @@ def test_budgeted_importance_sampling_configs_follow_the_paper():
       bis.get_config(arg)
 
 
-@pytest.mark.parametrize("name,num_train", [("fashion_mnist", 54_000), ("mnist1d", 45_000)])
+@pytest.mark.parametrize("name,num_train", [("fashion_mnist", 54_000), ("mnist1d", 45_000),
+                                            ("fashion_mnist_small", 12_000)])
 def test_budgeted_sgd_step_counts_use_the_loaded_training_set_size(name, num_train):
   dataset = train.load_data(bis.get_config(f"{name},sgd,standard,1"))
   assert len(dataset.train_ids) == bis.NUM_TRAIN[name] == num_train

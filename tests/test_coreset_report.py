@@ -15,15 +15,15 @@ def _summary(accuracy):
           "val_accuracy": accuracy, "train_seconds": 9.0}
 
 
-def _results(accuracy=None, jitter=None):
-  """Three seeds of every cell. Default: the paper's CIFAR-10 Table 1 (importance-only
-  methods fine at low pruning and collapsed at high, CCS best at 90 %). ``accuracy``
-  overrides cells ({arg: value}). Every cell's seeds are value − 0.1, value, value + 0.1, so
-  paired differences are exact (a zero-width interval) unless ``jitter`` ({arg: three
-  offsets}) makes a cell's seeds disagree with the others'."""
+def _results(accuracy=None, jitter=None, dataset="mnist1d"):
+  """Three seeds of every cell of ``dataset``'s sweep. Default: the paper's CIFAR-10 Table 1
+  (importance-only methods fine at low pruning and collapsed at high, CCS best at 90 %).
+  ``accuracy`` overrides cells ({arg: value}). Every cell's seeds are value − 0.1, value,
+  value + 0.1, so paired differences are exact (a zero-width interval) unless ``jitter``
+  ({arg: three offsets}) makes a cell's seeds disagree with the others'."""
   base = {m: dict(zip(paper.PRUNING_PERCENTS, report.PAPER[m])) for m in paper.METHODS}
   results = []
-  for arg, seed in paper.sweep("mnist1d", seeds=SEEDS):
+  for arg, seed in paper.sweep(dataset, seeds=SEEDS):
     _, method, percent = arg.split(",")
     value = (accuracy or {}).get(arg, base[method][int(percent)])
     value += 0.1 * (seed - 1) + (jitter or {}).get(arg, (0, 0, 0))[seed]
@@ -104,10 +104,11 @@ def test_a_partial_grid_leaves_out_the_claims_it_cannot_check():
   assert _finding(claims, "Importance-only (monotonic) selection collapses")
 
 
-def _score_runs():
-  return [{"arg": "mnist1d,scores", "seed": s, "command": "run scores", "wall_seconds": 5.0,
-           "summary": {**_summary(98.0), "num_train": 45000, "num_validation": 5000,
-                       "num_test": 5000}} for s in SEEDS]
+def _score_runs(dataset="mnist1d"):
+  sizes = {"mnist1d": (45000, 5000, 5000), "fashion_mnist": (12000, 6000, 10000)}[dataset]
+  return [{"arg": f"{dataset},scores", "seed": s, "command": "run scores",
+           "wall_seconds": 5.0, "summary": {**_summary(98.0), **dict(zip(
+               ("num_train", "num_validation", "num_test"), sizes))}} for s in SEEDS]
 
 
 def test_table_and_rows_cover_every_cell():
@@ -142,3 +143,78 @@ def test_write_gives_the_claims_file_beside_the_tables(tmp_path):
     text = f.read()
   assert "- CCS beats random at 90 % pruning (the paper: +7.04 points): **holds**" in text
   assert "seed by seed (3 seeds, 0, 1, 2)" in text
+
+
+FASHION_LOW = "At a low pruning rate (50 %) "
+
+
+def test_fashion_mnist_claims_are_decided_on_its_rates():
+  # Fashion-MNIST's sweep prunes 50, 80 and 90 % only: the low-rate claims are decided at
+  # 50 % alone (and say so), nothing mentions 30 %, and the paper's numbers satisfy all five.
+  results = _results(dataset="fashion_mnist")
+  assert {r["arg"].split(",")[2] for r in results} == {"50", "80", "90"}
+  claims = _claims(results)
+  assert len(claims) == 5 and {c.verdict for c in claims} == {paired.HOLDS}
+  assert not [c for c in claims if "30 %" in c.text + c.evidence]
+  as_good = _finding(claims, FASHION_LOW + "CCS is as good as the best method")
+  assert "Forgetting 50 % -0.25 [-0.25, -0.25]" in as_good.evidence  # 95.04 − 95.29
+  some = _finding(claims, FASHION_LOW + "some importance score beats random")
+  assert some.text == (FASHION_LOW + "some importance score beats random (as forgetting "
+                       "and EL2N do in the paper)")
+  assert "Forgetting 50 % +1.89 [+1.89, +1.89]" in some.evidence  # 95.29 − 93.40
+  collapse = _finding(claims, "Importance-only (monotonic) selection collapses")
+  assert collapse.text.endswith("below random at 80 % and 90 %")
+  assert report.percents_of("fashion_mnist") == (50, 80, 90)
+  assert report.percents_of("mnist1d") == paper.PRUNING_PERCENTS
+
+
+def test_fashion_mnist_verdict_with_its_interval():
+  # CCS at 50 % with seeds off by −0.6, 0, +0.6: CCS − forgetting per seed −0.85, −0.25,
+  # +0.35: mean −0.25, sd 0.6, half-width 4.303 · 0.6 / √3 = 1.49, [−1.74, +1.24], which
+  # reaches below the −0.5 tolerance and above it: inconclusive (no part fails).
+  claims = _claims(_results(dataset="fashion_mnist",
+                            jitter={"fashion_mnist,ccs,50": (-0.6, 0.0, 0.6)}))
+  as_good = _finding(claims, FASHION_LOW + "CCS is as good")
+  assert as_good.verdict == paired.UNDECIDED
+  assert "Forgetting 50 % -0.25 [-1.74, +1.24]" in as_good.evidence
+  # CCS − random at 50 %: +1.64 ± 1.49, [+0.15, +3.13], above −0.5: that part holds.
+  assert "Random 50 % +1.64 [+0.15, +3.13]" in as_good.evidence
+
+
+def test_fashion_mnist_missing_cells_leave_their_claims_out():
+  results = _results(dataset="fashion_mnist")
+  claims = _claims([r for r in results if r["arg"] != "fashion_mnist,ccs,50"])
+  assert [c.text for c in claims if "CCS is as good" in c.text] == []
+  assert _finding(claims, FASHION_LOW + "some importance score beats random")
+  # Without any 50 % cell neither low-rate claim is made; the high-rate ones stay.
+  claims = _claims([r for r in results if not r["arg"].endswith(",50")])
+  assert len(claims) == 3 and not [c for c in claims if "low pruning" in c.text]
+
+
+def test_fashion_mnist_write_names_its_dataset(tmp_path):
+  prefix = str(tmp_path / "coverage_centric_coreset_fashion_mnist")
+  results = _results(dataset="fashion_mnist")
+  search = [r for r in results if ",ccs," in r["arg"] and r["seed"] == 0]
+  report.write(results, _score_runs("fashion_mnist"), search,
+               chosen_beta={50: 0.0, 80: 0.1, 90: 0.3}, prefix=prefix, seeds=SEEDS,
+               strata_dir=None)
+  with open(prefix + "_claims.json") as f:
+    claims = json.load(f)
+  assert len(claims) == 5 and {c["verdict"] for c in claims} == {paired.HOLDS}
+  assert claims[0]["table"] == "coverage_centric_coreset_fashion_mnist.md"
+  assert claims[0]["command"] == ("python -m experiments.coverage_centric_coreset "
+                                  "--dataset=fashion_mnist")
+  assert claims[0]["regime"] == (
+      "Fashion-MNIST, a fixed random 12,000-image training subset (12,000 train), MNIST "
+      "CNN, pruning 50 %, 80 %, 90 %, 20-epoch scores, coresets trained 470 steps, lr "
+      "0.05; CCS β by validation accuracy; 3 seeds")
+  with open(prefix + ".md") as f:
+    text = f.read()
+  assert text.startswith("# Coverage-centric coreset selection on Fashion-MNIST: Table 1")
+  assert "| method | 50 % | 80 % | 90 % |" in text  # this grid's table
+  assert "| method | 30 % | 50 % | 70 % | 80 % | 90 % |" in text  # the paper's
+  assert "`fashion_mnist_local`, shortened to fit the CPU" in text
+  assert "mnist1d" not in text.lower().replace("mnist-1d", "")
+  rows = report.rows(results, _score_runs("fashion_mnist"), search)
+  assert [r["config_arg"] for r in rows if r["kind"] == "full data (scores)"] == [
+      "fashion_mnist,scores"]
