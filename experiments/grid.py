@@ -63,8 +63,11 @@ def config_of(get_config, arg: str, seed: int, overrides: dict):
   with config.unlocked():
     config.seed = seed
     for field, value in overrides.items():
-      section, name = field.split(".")
-      config[section][name] = value
+      *sections, name = field.split(".")  # nested too: 'method.target.path'
+      node = config
+      for section in sections:
+        node = node[section]
+      node[name] = value
   return config
 
 

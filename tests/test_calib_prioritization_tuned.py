@@ -9,7 +9,7 @@ import pytest
 from configs.papers import calib_prioritization as paper
 from experiments import calib_prioritization_tuned as tuned
 from experiments import calib_prioritization_tuned_report as report
-from experiments import paired
+from experiments import grid, paired
 
 SEEDS, TUNING = [0, 1, 2, 3, 4], [0, 1, 2]
 MNIST1D = report.REGIMES["mnist1d_small"]
@@ -138,3 +138,12 @@ def test_the_fashion_regime_tunes_fewer_values_on_two_seeds_and_two_sizes(tmp_pa
   claims = json.load(open(prefix + "_claims.json"))
   assert any("averaged over 30/10 %" in c["text"] for c in claims)
   assert all("12,000 train" in c["regime"] for c in claims)
+
+
+def test_the_overrides_apply_to_the_config_nested_fields_too():
+  cell = tuned.Cell("mnist1d_small,mixup,10,target", "mixup", 0.2)
+  extra = tuned.overrides("runs/t", cell, 3, 0.05)
+  config = grid.config_of(paper.get_config, cell.arg, 3, extra)
+  assert (config.seed, config.mixing.alpha) == (3, 0.2)
+  assert config.method.target.path == "runs/t/mnist1d_small_target_model_0.05/seed3"
+  assert config.method.target.required and config.method.subset_fraction == 0.1
