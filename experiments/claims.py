@@ -22,6 +22,25 @@ from experiments import paired
 from jaxsel import files
 
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+# Every grid's results file and the command that writes it (and its claims file).
+GRIDS = {
+    "calib_prioritization_tuned_mnist1d_small.md":
+        "python -m experiments.calib_prioritization_tuned",
+    "calib_prioritization_tuned_fashion_mnist_small.md":
+        "python -m experiments.calib_prioritization_tuned --dataset=fashion_mnist_small",
+    "calib_prioritization_mnist1d.md": "python -m experiments.calib_prioritization",
+    "coverage_centric_coreset_mnist1d.md": "python -m experiments.coverage_centric_coreset",
+    "coverage_centric_coreset_fashion_mnist.md":
+        "python -m experiments.coverage_centric_coreset --dataset=fashion_mnist",
+    "forgetting_mli_mnist1d.md": "python -m experiments.forgetting_mli",
+    "budgeted_importance_sampling.md": "python -m experiments.budgeted_importance_sampling",
+    "budgeted_importance_sampling_fashion_mnist_small.md":
+        "python -m experiments.budgeted_length, then python -m "
+        "experiments.budgeted_importance_sampling --datasets=fashion_mnist_small "
+        "--cells=augmentation --epochs=fashion_mnist_small=E --num_seeds=5 "
+        "--output=experiments/results/budgeted_importance_sampling_fashion_mnist_small",
+    "selection_comparison.md": "python -m experiments.selection_comparison",
+}
 VERDICTS = (paired.HOLDS, paired.DOES_NOT_HOLD, paired.UNDECIDED)
 
 
@@ -75,8 +94,9 @@ def section(claims, *, seeds_note: str) -> list[str]:
   return lines + [f"- {c.text}: **{c.verdict}** — {c.evidence}." for c in claims]
 
 
-def page(claims: list[Claim]) -> str:
-  """``experiments/results/README.md``: every claim, grouped by paper."""
+def page(claims: list[Claim], pending=()) -> str:
+  """``experiments/results/README.md``: every claim, grouped by paper, then the grids
+  (``pending``: (results file, command)) whose claims file has not been written yet."""
   counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
   lines = ["# Every claim tested, and what held", "",
            "Each row is one claim of a reproduced paper, tested on data that runs on a CPU. "
@@ -100,6 +120,12 @@ def page(claims: list[Claim]) -> str:
       lines.append(f"| {_cell(c.text)} | {_cell(c.regime)} | **{c.verdict}** | "
                    f"{_cell(c.evidence)} | [{c.table}]({c.table}): `{_cell(c.command)}` |")
     lines.append("")
+  if pending:
+    lines += ["## Not decided yet", "",
+              "These grids' claims are decided seed by seed once they run; until then no "
+              "verdict of theirs is on this page:", ""]
+    lines += [f"- {table}: `{command}`" for table, command in pending]
+    lines.append("")
   return "\n".join(lines)
 
 
@@ -114,14 +140,25 @@ def collect(results_dir: str = RESULTS_DIR) -> list[Claim]:
           for claim in read(path)]
 
 
+def _link(table: str, results_dir: str) -> str:
+  """A results file not yet decided seed by seed: a link to an earlier version's file (with
+  mean-based verdicts) where there is one."""
+  if os.path.exists(os.path.join(results_dir, table)):
+    return f"[{table}]({table}) (the file shown holds an earlier version's verdicts)"
+  return f"{table} (not run yet)"
+
+
 _RESULTS = flags.DEFINE_string("results_dir", RESULTS_DIR, "Where the *_claims.json are.")
 
 
 def main(argv):
   del argv
   claims = collect(_RESULTS.value)
+  pending = [(_link(table, _RESULTS.value), command) for table, command in GRIDS.items()
+             if not os.path.exists(os.path.join(
+                 _RESULTS.value, table.removesuffix(".md") + "_claims.json"))]
   path = os.path.join(_RESULTS.value, "README.md")
-  files.write_text(path, page(claims) + "\n")
+  files.write_text(path, page(claims, pending) + "\n")
   print(f"wrote {path} ({len(claims)} claims)")
 
 

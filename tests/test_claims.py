@@ -1,5 +1,7 @@
 """experiments/claims.py: the claim records, their files and the claims page."""
 
+import os
+
 import pytest
 
 from experiments import claims, paired
@@ -36,3 +38,12 @@ def test_unknown_verdict_is_refused():
   with pytest.raises(ValueError, match="verdict must be one of"):
     _claim(verdict="maybe")
   assert _claim(verdict="not tested here: no run").verdict.startswith("not tested")
+
+
+def test_grids_without_a_claims_file_are_listed_as_not_decided():
+  text = claims.page([_claim()], pending=[("x.md", "python -m experiments.x")])
+  assert "## Not decided yet" in text and "- x.md: `python -m experiments.x`" in text
+  assert "## Not decided yet" not in claims.page([_claim()])
+  for table, command in claims.GRIDS.items():  # every grid named exists as a module
+    module = command.split()[2].rstrip(",")
+    assert os.path.exists(module.replace(".", "/") + ".py"), (table, module)
