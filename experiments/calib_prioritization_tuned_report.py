@@ -111,6 +111,26 @@ def choice_table(choices) -> list[str]:
   return lines
 
 
+def edge_note(choices) -> str:
+  """Which choices sit at an end of their grid, where a value beyond it might do better."""
+  ends = {"smallest": [], "largest": []}
+  for c in choices:
+    values = list(c["val_ece"])
+    if c["chosen"] is None or len(values) < 2:
+      continue
+    if c["chosen"] == min(values):
+      ends["smallest"].append(_cell_name(c["arg"]))
+    elif c["chosen"] == max(values):
+      ends["largest"].append(_cell_name(c["arg"]))
+  tuned = sum(1 for c in choices if c["chosen"] is not None)
+  parts = [f"{len(names)} of {tuned} choices are the grid's {end} value ({'; '.join(names)})"
+           for end, names in ends.items() if names]
+  if not parts:
+    return "Every choice lies inside its grid."
+  return ("; ".join(parts) + ": a value beyond the grid might calibrate better still, so "
+          "these cells show the grid's best, not necessarily the method's.")
+
+
 def _mean_std(cell, key) -> str:
   mean, std = grid.stats(cell, key)
   return f"{mean:.2f} ± {std:.2f}"
@@ -163,7 +183,7 @@ def markdown(results, choices, *, regime: Regime, figures: dict, seeds, tuning_s
                   f"({report.CALIBRATION_NAMES[c]})"
                   for c, values in regime.values.items())
       + f"; target α ∈ {{{', '.join(f'{v:g}' for v in regime.target_alphas)}}}.", "",
-      *choice_table(choices), "",
+      *choice_table(choices), "", edge_note(choices), "",
       f"Cells below: test accuracy / ECE (%), mean ± std over {len(seeds)} seeds "
       f"({', '.join(map(str, seeds))}), at the chosen value (in brackets per column).", "",
       "## Table 1: the current model scores its own examples", "",

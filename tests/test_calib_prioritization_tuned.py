@@ -59,8 +59,9 @@ def _ran():
 
 def test_the_grid_runs_what_it_counts_and_chooses_by_validation(ran):
   runner, choices = ran
+  # Target: 5 α × 3 tuning seeds + 2; untuned 10 cells × 5; 7 sizes × 3 calibrations × 17.
   assert len(runner.calls) == tuned.jobs_total(MNIST1D, SEEDS, TUNING) == \
-      4 * 3 + 2 + 50 + 7 * 3 * 14
+      5 * 3 + 2 + 50 + 7 * 3 * 17
   assert len({(c.label, s) for c, s, _, _ in runner.calls}) == len(runner.calls)  # no repeat
   assert len(choices) == 1 + 7 * 3
   for choice in choices:  # the second value of each grid has the lowest validation ECE
@@ -69,15 +70,16 @@ def test_the_grid_runs_what_it_counts_and_chooses_by_validation(ran):
   # Tuning seeds run every value; the other seeds only the chosen one.
   mixup_10 = [(c.value, s) for c, s, _, _ in runner.calls
               if c.arg == "mnist1d_small,mixup,10"]
+  second = paper.TUNING_VALUES["mixup"][1]
   assert sorted(mixup_10) == sorted([(v, s) for v in paper.TUNING_VALUES["mixup"]
-                                     for s in TUNING] + [(0.1, 3), (0.1, 4)])
+                                     for s in TUNING] + [(second, 3), (second, 4)])
 
 
 def test_table_2_ranks_by_the_same_seeds_target_at_the_chosen_alpha(ran):
   runner, choices = ran
   alpha = choices[0]["chosen"]
   table2 = [(c, s, extra) for c, s, stage, extra in runner.calls if stage == "table 2"]
-  assert len(table2) == 3 * 5 + 3 * 3 * 14
+  assert len(table2) == 3 * 5 + 3 * 3 * 17
   for cell, seed, extra in table2:
     assert extra["method.target.path"] == tuned.run_dir(
         "runs/t", tuned.Cell("mnist1d_small,target_model", "mixup", alpha), seed)
@@ -102,7 +104,7 @@ def test_report_files_show_the_choices_and_decide_the_claims(ran, tmp_path):
   report.write(runner.results, choices, regime=MNIST1D, prefix=prefix, seeds=SEEDS,
                tuning_seeds=TUNING)
   text = open(prefix + ".md").read()
-  assert "**α=0.1: 1.00**" in text and "α=0.05: 2.00" in text  # the mixup choice
+  assert "**α=0.05: 1.00**" in text and "α=0.02: 2.00" in text  # the mixup choice
   assert "| mixup, 10 %, target-guided |" in text
   assert "over-confidence error" in text and "5 seeds (0, 1, 2, 3, 4)" in text
   claims = json.load(open(prefix + "_claims.json"))
@@ -147,3 +149,16 @@ def test_the_overrides_apply_to_the_config_nested_fields_too():
   assert (config.seed, config.mixing.alpha) == (3, 0.2)
   assert config.method.target.path == "runs/t/mnist1d_small_target_model_0.05/seed3"
   assert config.method.target.required and config.method.subset_fraction == 0.1
+
+
+def test_choices_at_the_end_of_a_grid_are_named():
+  choices = [{"arg": "mnist1d_small,mixup,10", "calibration": "mixup",
+              "val_ece": {0.05: 1.0, 0.1: 2.0}, "chosen": 0.05},
+             {"arg": "mnist1d_small,focal,30,target", "calibration": "focal",
+              "val_ece": {0.5: 3.0, 1.0: 2.0, 2.0: 1.0}, "chosen": 2.0},
+             {"arg": "mnist1d_small,label_smoothing,20", "calibration": "label_smoothing",
+              "val_ece": {0.01: 2.0, 0.03: 1.0, 0.1: 3.0}, "chosen": 0.03}]
+  note = report.edge_note(choices)
+  assert note.startswith("1 of 3 choices are the grid's smallest value (mixup, 10 %); 1 of 3 "
+                         "choices are the grid's largest value (focal, 30 %, target-guided)")
+  assert report.edge_note(choices[2:]) == "Every choice lies inside its grid."
