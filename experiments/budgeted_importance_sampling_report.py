@@ -256,7 +256,7 @@ def claims(cells, dataset) -> list:
     if finding is not None:
       found.append(finding)
 
-  for method in ("p", "c"):
+  for method in ("p", "c", "sb"):  # selective backprop also samples by difficulty
     name = SHORT_NAMES[method]
     add(_no_better(_per_cell(
         cells, [(f"{AUGMENTATION_NAMES[a]} {100 * b:.0f} %", key(method, a, b),

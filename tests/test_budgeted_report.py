@@ -85,6 +85,14 @@ def test_importance_sampling_claim_follows_the_paired_intervals():
   assert _importance(worse, "p-SGD").verdict == paired.HOLDS
 
 
+def test_selective_backprop_is_held_to_the_same_claim():
+  # Selective backprop − unif-SGD: +0.4 with standard augmentation in every seed: it beats
+  # uniform there, so "does not beat uniform" does not hold for it.
+  findings = report.claims(_cells({**BASE, "mnist1d,sb,standard,0.3": 97.4}), "mnist1d")
+  sb = _importance(findings, "Selective backprop")
+  assert sb.verdict == paired.DOES_NOT_HOLD and "standard 30 % +0.40" in sb.evidence
+
+
 def test_augmentation_claim_holds_when_some_augmentation_beats_the_full_budget():
   # unif-SGD + mixup at 30 % − SGD at 100 %: per seed +0.2, +0.3, +0.4: mean +0.30,
   # sd 0.1, half-width 4.303 · 0.1 / √3 = 0.25: [+0.05, +0.55], above 0. RICAP is 2 points
