@@ -30,20 +30,24 @@ from experiments import budgeted_importance_sampling as budgeted
 from experiments import grid, paired
 from jaxsel import files, train
 
-# The augmentation grid's own directory: its 100 % runs at the chosen length are these.
-_WORKDIR = flags.DEFINE_string("workdir", "runs/budgeted_importance_sampling",
-                               "Parent directory of the runs (the budgeted grid's).")
-_OUTPUT = flags.DEFINE_string("output", "experiments/results/budgeted_length_fashion_mnist",
-                              "Path prefix of the .md / .csv files.")
-_REPORT_ONLY = flags.DEFINE_bool("report_only", False,
-                                 "Write the results files from finished runs; run nothing.")
-
 DATASET = "fashion_mnist_small"
 CONFIG_FILE = "configs/papers/budgeted_importance_sampling.py"
 LENGTHS = (15, 30, 60, 100)
 AUGMENTED = ("ricap", "randaugment")
 SEEDS = paper.SEED_POOL[:3]
 NAMES = {"standard": "standard", "ricap": "RICAP", "randaugment": "RandAugment"}
+
+
+def define_flags() -> None:
+  """The command line's flags; defined only when the search runs, so that importing this
+  module (in tests) adds no global flags that could clash with other modules'."""
+  # The augmentation grid's own directory: its 100 % runs at the chosen length are these.
+  flags.DEFINE_string("workdir", "runs/budgeted_importance_sampling",
+                      "Parent directory of the runs (the budgeted grid's).")
+  flags.DEFINE_string("output", "experiments/results/budgeted_length_fashion_mnist",
+                      "Path prefix of the .md / .csv files.")
+  flags.DEFINE_bool("report_only", False,
+                    "Write the results files from finished runs; run nothing.")
 
 
 def arg(augmentation: str) -> str:
@@ -144,13 +148,14 @@ def markdown(found, chosen, minutes: float) -> str:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  dataset = None if _REPORT_ONLY.value else train.load_data(paper.get_config(arg("standard")))
+  args = flags.FLAGS
+  dataset = None if args.report_only else train.load_data(paper.get_config(arg("standard")))
   progress = grid.Progress(len(LENGTHS) * 3 * len(SEEDS))
   seconds = []
 
   def run(epochs, augmentation, seed):
-    workdir = run_dir(_WORKDIR.value, epochs, augmentation, seed)
-    if _REPORT_ONLY.value and not grid.is_done(workdir):
+    workdir = run_dir(args.workdir, epochs, augmentation, seed)
+    if args.report_only and not grid.is_done(workdir):
       return None
     start = time.perf_counter()
     summary, earlier = grid.read_or_run(paper.get_config, arg(augmentation), seed,
@@ -163,10 +168,11 @@ def main(argv):
   found, chosen = search(run)
   if not found:
     raise app.UsageError("--report_only: no finished run to report")
-  grid.write_csv(_OUTPUT.value + ".csv", rows(found))
-  files.write_text(_OUTPUT.value + ".md", markdown(found, chosen, sum(seconds) / 60))
-  print(f"wrote {_OUTPUT.value}.md and .csv; chosen length: {chosen}")
+  grid.write_csv(args.output + ".csv", rows(found))
+  files.write_text(args.output + ".md", markdown(found, chosen, sum(seconds) / 60))
+  print(f"wrote {args.output}.md and .csv; chosen length: {chosen}")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

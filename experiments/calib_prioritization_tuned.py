@@ -40,21 +40,25 @@ from experiments import calib_prioritization_tuned_report as report
 from experiments import grid
 from jaxsel import train
 
-_DATASET = flags.DEFINE_enum("dataset", "mnist1d_small", list(report.REGIMES),
-                             "The regime (see calib_prioritization_tuned_report.REGIMES).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Parent directory of the runs (default: "
-                               "runs/calib_prioritization_tuned[_fashion_mnist_small]).")
-_OUTPUT = flags.DEFINE_string(
-    "output", None, "Path prefix of the .md / .csv / figure / claims files (default: "
-    "experiments/results/calib_prioritization_tuned_<dataset>).")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of every cell.")
-_TUNING_SEEDS = flags.DEFINE_list("tuning_seeds", None, "Seeds whose mean validation ECE "
-                                  "chooses each value (default: the regime's).")
-_REPORT_ONLY = flags.DEFINE_bool("report_only", False,
-                                 "Write the results files from finished runs; run nothing.")
-
 CONFIG_FILE = "configs/papers/calib_prioritization.py"
 CALIBRATED = ("label_smoothing", "mixup", "focal")
+
+
+def define_flags() -> None:
+  """The command line's flags; defined only when the grid runs, so that importing this
+  module (in tests) adds no global flags that could clash with other modules'."""
+  flags.DEFINE_enum("dataset", "mnist1d_small", list(report.REGIMES),
+                    "The regime (see calib_prioritization_tuned_report.REGIMES).")
+  flags.DEFINE_string("workdir", None, "Parent directory of the runs (default: "
+                      "runs/calib_prioritization_tuned[_fashion_mnist_small]).")
+  flags.DEFINE_string("output", None, "Path prefix of the .md / .csv / figure / claims "
+                      "files (default: experiments/results/calib_prioritization_tuned_"
+                      "<dataset>).")
+  flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds of every cell.")
+  flags.DEFINE_list("tuning_seeds", None, "Seeds whose mean validation ECE chooses each "
+                    "value (default: the regime's).")
+  flags.DEFINE_bool("report_only", False,
+                    "Write the results files from finished runs; run nothing.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,15 +180,16 @@ def run_grid(runner, regime, seeds, tuning_seeds) -> list[dict]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  regime = report.REGIMES[_DATASET.value]
-  seeds = [int(s) for s in _SEEDS.value]
-  tuning_seeds = [int(s) for s in (_TUNING_SEEDS.value or regime.tuning_seeds)]
+  args = flags.FLAGS
+  regime = report.REGIMES[args.dataset]
+  seeds = [int(s) for s in args.seeds]
+  tuning_seeds = [int(s) for s in (args.tuning_seeds or regime.tuning_seeds)]
   if not set(tuning_seeds) <= set(seeds):
     raise app.UsageError(f"--tuning_seeds {tuning_seeds} must be among --seeds {seeds}")
-  root = _WORKDIR.value or regime.workdir
-  output = _OUTPUT.value or f"experiments/results/calib_prioritization_tuned_{regime.dataset}"
-  dataset = None if _REPORT_ONLY.value else train.load_data(paper.get_config(regime.dataset))
-  runner = Runner(root, dataset, jobs_total(regime, seeds, tuning_seeds), _REPORT_ONLY.value)
+  root = args.workdir or regime.workdir
+  output = args.output or f"experiments/results/calib_prioritization_tuned_{regime.dataset}"
+  dataset = None if args.report_only else train.load_data(paper.get_config(regime.dataset))
+  runner = Runner(root, dataset, jobs_total(regime, seeds, tuning_seeds), args.report_only)
   choices = run_grid(runner, regime, seeds, tuning_seeds)
   report.write(runner.results, choices, regime=regime, prefix=output, seeds=seeds,
                tuning_seeds=tuning_seeds)
@@ -192,4 +197,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -148,19 +148,20 @@ def _link(table: str, results_dir: str) -> str:
   return f"{table} (not run yet)"
 
 
-_RESULTS = flags.DEFINE_string("results_dir", RESULTS_DIR, "Where the *_claims.json are.")
-
-
 def main(argv):
   del argv
-  claims = collect(_RESULTS.value)
-  pending = [(_link(table, _RESULTS.value), command) for table, command in GRIDS.items()
+  results_dir = flags.FLAGS.results_dir
+  claims = collect(results_dir)
+  pending = [(_link(table, results_dir), command) for table, command in GRIDS.items()
              if not os.path.exists(os.path.join(
-                 _RESULTS.value, table.removesuffix(".md") + "_claims.json"))]
-  path = os.path.join(_RESULTS.value, "README.md")
+                 results_dir, table.removesuffix(".md") + "_claims.json"))]
+  path = os.path.join(results_dir, "README.md")
   files.write_text(path, page(claims, pending) + "\n")
   print(f"wrote {path} ({len(claims)} claims)")
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: every report imports this module, and a flag defined at
+  # import would clash with any other module's of the same name.
+  flags.DEFINE_string("results_dir", RESULTS_DIR, "Where the *_claims.json are.")
   app.run(main)
