@@ -24,8 +24,8 @@ one after the other in this process (the dataset is loaded once):
 3. **Table 2**: the same with the max-entropy ranking taken from the target model.
 
 Test metrics are never looked at for a choice. Each run's workdir is
-``WORKDIR/<arg>[_<value>]/seed<N>``; a workdir holding ``summary.json`` is read, not
-re-run, so a killed grid continues where it stopped. The tables, the choices and every
+``WORKDIR/<arg>[_<value>][_by<target α>]/seed<N>``; a workdir holding ``summary.json`` is
+read, not re-run, so a killed grid continues where it stopped. The tables, the choices and every
 command go to ``experiments/results/calib_prioritization_tuned_<dataset>.*``.
 """
 
@@ -77,8 +77,14 @@ def target_arg(dataset: str) -> str:
   return f"{dataset},target_model"
 
 
-def run_dir(root: str, cell: Cell, seed: int) -> str:
+def run_dir(root: str, cell: Cell, seed: int, target_alpha: float | None = None) -> str:
+  """``root/<arg>[_<value>][_by<target α>]/seed<N>``: a Table 2 run's directory names the
+  target it ranks by, so that a new choice of target never reads runs ranked by another."""
   name = cell.arg if cell.value is None else f"{cell.arg}_{cell.value:g}"
+  if cell.arg.endswith(",target"):
+    if target_alpha is None:
+      raise ValueError(f"{cell.arg}: a target-guided run needs the target model's α")
+    name += f"_by{target_alpha:g}"
   return grid.run_dir(root, name, seed)
 
 
@@ -106,7 +112,7 @@ class Runner:
     self._progress = grid.Progress(total)
 
   def __call__(self, cell: Cell, seed: int, stage: str) -> dict | None:
-    workdir = run_dir(self.root, cell, seed)
+    workdir = run_dir(self.root, cell, seed, self.target_alpha)
     extra = overrides(self.root, cell, seed, self.target_alpha)
     if self._report_only and not grid.is_done(workdir):
       return None

@@ -162,3 +162,14 @@ def test_choices_at_the_end_of_a_grid_are_named():
   assert note.startswith("1 of 3 choices are the grid's smallest value (mixup, 10 %); 1 of 3 "
                          "choices are the grid's largest value (focal, 30 %, target-guided)")
   assert report.edge_note(choices[2:]) == "Every choice lies inside its grid."
+
+
+def test_a_target_guided_run_lives_under_its_targets_alpha():
+  cell = tuned.Cell("mnist1d_small,mixup,10,target", "mixup", 0.2)
+  assert tuned.run_dir("r", cell, 1, 0.01) == "r/mnist1d_small_mixup_10_target_0.2_by0.01/seed1"
+  assert tuned.run_dir("r", cell, 1, 0.01) != tuned.run_dir("r", cell, 1, 0.02)
+  plain = tuned.Cell("mnist1d_small,mixup,10", "mixup", 0.2)
+  assert tuned.run_dir("r", plain, 1, 0.01) == tuned.run_dir("r", plain, 1) == \
+      "r/mnist1d_small_mixup_10_0.2/seed1"
+  with pytest.raises(ValueError, match="target model's α"):
+    tuned.run_dir("r", cell, 1)
