@@ -62,12 +62,7 @@ def config_of(get_config, arg: str, seed: int, overrides: dict):
   config = get_config(arg)
   with config.unlocked():
     config.seed = seed
-    for field, value in overrides.items():
-      *sections, name = field.split(".")  # nested too: 'method.target.path'
-      node = config
-      for section in sections:
-        node = node[section]
-      node[name] = value
+    config.update_from_flattened_dict(overrides)  # nested too: 'method.target.path'
   return config
 
 
