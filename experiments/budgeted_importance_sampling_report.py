@@ -187,11 +187,6 @@ def _differences(cells, compare, metric) -> dict:
   return out
 
 
-def _listing(differences: dict, decimals: int = 2) -> str:
-  return "; ".join(f"{label} {paired.format_difference(d, decimals)}"
-                   for label, d in differences.items())
-
-
 def _per_cell(cells, compare, direction, *, text, unit, metric="test_accuracy",
               combine=paired.all_hold, complete=False, decimals=2):
   """A claim decided by one paired test a − b per (label, a, b) of ``compare``, combined
@@ -200,7 +195,7 @@ def _per_cell(cells, compare, direction, *, text, unit, metric="test_accuracy",
   if not diffs or (complete and len(diffs) < len(compare)):
     return None
   verdict = combine(paired.claim_verdict(d, direction) for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs, decimals)}")
+  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs, decimals)}")
 
 
 def _no_better(finding):
@@ -232,7 +227,7 @@ def _augmentation_vs_sampler(cells, dataset, augmentations):
   lowered = paired.all_hold(paired.claim_verdict(d, -1) for d in versus.values())
   evidence = (f"accuracy spread (max − min, points) over augmentations − over samplers "
               f"{paired.format_difference(diff)}; each augmentation − standard (unif-SGD): "
-              + _listing(versus)
+              + paired.format_differences(versus)
               + ("; every added augmentation lowers accuracy here, so the larger spread is a "
                  "loss, not a gain" if lowered == paired.HOLDS else ""))
   return claims_lib.Finding(
@@ -296,7 +291,8 @@ def _step_lr_note(cells, dataset) -> list[str]:
   """How much of the step-LR ablation is the schedule alone (not a claim of the paper)."""
   key = lambda ablation: (dataset, "unif", "standard", MAIN_BUDGET, ablation)  # noqa: E731
   diffs = _differences(cells, [("step − linear LR", key("step_lr"), key(""))], "test_accuracy")
-  return [f"The step schedule alone, with unif-SGD: {_listing(diffs)} accuracy points "
+  return [f"The step schedule alone, with unif-SGD: {paired.format_differences(diffs)} "
+          "accuracy points "
           "(paired by seed); the step-LR ablation changes the schedule as well as the "
           "sampling.", ""] if diffs else []
 

@@ -232,11 +232,6 @@ def _average_difference(grid, a_cells, b_cells, key):
   return paired.mean_paired_difference(pairs)
 
 
-def _listing(differences: dict) -> str:
-  return "; ".join(f"{label} {paired.format_difference(d)}"
-                   for label, d in differences.items())
-
-
 def _per_cell(grid, key, direction, compare, margin=0.0, *, text, unit):
   """A claim made of one paired test per (label, a, b) of ``compare``: every part must
   hold; None if a cell is missing."""
@@ -245,7 +240,7 @@ def _per_cell(grid, key, direction, compare, margin=0.0, *, text, unit):
     return None
   verdict = paired.all_hold(paired.claim_verdict(d, direction, margin)
                             for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs)}")
+  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs)}")
 
 
 def claims(grid, subsets=SUBSETS) -> list:
@@ -285,7 +280,7 @@ def claims(grid, subsets=SUBSETS) -> list:
     if None not in diffs.values():
       add(claims_lib.Finding(text, paired.all_hold(
           paired.claim_verdict(d, direction) for d in diffs.values()),
-          f"mean ECE difference (points): {_listing(diffs)}"))
+          f"mean ECE difference (points): {paired.format_differences(diffs)}"))
   gains = {c: _average_difference(grid, [(c, p, "target") for p in subsets],
                                   [topk(c, p) for p in subsets], "test_accuracy")
            for c in paper.CALIBRATIONS}
@@ -295,7 +290,7 @@ def claims(grid, subsets=SUBSETS) -> list:
         f"calibration, averaged over {sizes})",
         paired.all_hold(paired.claim_verdict(d, 1) for d in gains.values()),
         "accuracy gain of target-guided over self-scored (points): "
-        + _listing({SHORT[c]: d for c, d in gains.items()})))
+        + paired.format_differences({SHORT[c]: d for c, d in gains.items()})))
     gain = {c: {s: statistics.fmean(
         _seeds(grid, c, p, "target", "test_accuracy")[s]
         - _seeds(grid, *topk(c, p), "test_accuracy")[s] for p in subsets)
@@ -306,7 +301,7 @@ def claims(grid, subsets=SUBSETS) -> list:
     add(claims_lib.Finding(
         "...most for label smoothing (its gain exceeds every other calibration's)",
         paired.all_hold(paired.claim_verdict(d, 1) for d in most.values()),
-        "difference of gains (points): " + _listing(most)))
+        "difference of gains (points): " + paired.format_differences(most)))
   add(_per_cell(
       grid, "test_accuracy", 1, [("10 % − 100 %", topk("none", 10), ("none", 100, ""))],
       margin=-1.5,

@@ -133,11 +133,6 @@ def figures(results, prefix: str, *, strata_dir: str | None) -> dict:
   return written
 
 
-def _listing(differences: dict) -> str:
-  return "; ".join(f"{label} {paired.format_difference(d)}"
-                   for label, d in differences.items())
-
-
 def _differences(cells, compare) -> dict | None:
   """{label: PairedDifference} of test accuracy, cell a − cell b seed by seed, for each
   (label, a, b) of ``compare`` (a, b: (method, percent)); None if there is none or a cell
@@ -157,7 +152,7 @@ def _per_cell(cells, compare, direction, margin=0.0, *, text,
     return None
   verdict = paired.all_hold(paired.claim_verdict(d, direction, margin)
                             for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {_listing(diffs)}")
+  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs)}")
 
 
 def claims(cells, *, percents=None) -> list[claims_lib.Finding]:
@@ -212,7 +207,7 @@ def claims(cells, *, percents=None) -> list[claims_lib.Finding]:
         + (", at each rate" if len(low) > 1 else "")
         + " (as forgetting and EL2N do in the paper)", verdict,
         "test accuracy, method − random (points): "
-        + _listing({k: d for by_p in diffs.values() for k, d in by_p.items()})))
+        + paired.format_differences({k: d for by_p in diffs.values() for k, d in by_p.items()})))
   return found
 
 

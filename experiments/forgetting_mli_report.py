@@ -214,10 +214,6 @@ LITTLE_COST = 0.2  # points lost: the paper removes 30-35 % of CIFAR-10 at less 
 CLAIMED_REMOVAL = 30  # % removed that claim is tested up to
 
 
-def listing(differences: dict) -> str:
-  return "; ".join(f"{k} {paired.format_difference(d)}" for k, d in differences.items())
-
-
 def _by_seed(cells, name, r) -> dict | None:
   """{seed: test accuracy} after removing r by ``name`` ('none': no removal), or None."""
   cell = cells.get(("none", 0, 0) if name == "none" else (name, r, 0))
@@ -242,7 +238,7 @@ def removal_finding(cells, name, other, sizes, num_train, *, text, margin=0.0, m
   return claims_lib.Finding(text, paired.all_hold(
       paired.claim_verdict(d, 1, margin) for d in diffs.values()),
       f"test accuracy, {NAMES.get(name, 'no removal')} − {NAMES.get(other, 'no removal')} "
-      f"(points): {listing(diffs)}{more}")
+      f"(points): {paired.format_differences(diffs)}{more}")
 
 
 def _removal_finding(cells, analysis, sizes, num_train):
@@ -254,8 +250,8 @@ def _removal_finding(cells, analysis, sizes, num_train):
       text="A large fraction can be removed at little cost when the least-forgotten go "
            f"first: removing up to {CLAIMED_REMOVAL} % loses less than {LITTLE_COST} points, "
            "at every size (the paper: 30-35 % of CIFAR-10 with < 0.2 points lost)",
-      more=(f"; beyond {CLAIMED_REMOVAL} % (not part of the claim): {listing(rest)}"
-            if rest else "") + f"; {analysis['unforgettable_all_seeds']:.1f} % of the "
+      more=(f"; beyond {CLAIMED_REMOVAL} % (not part of the claim): "
+            f"{paired.format_differences(rest)}" if rest else "") + f"; {analysis['unforgettable_all_seeds']:.1f} % of the "
       "examples are unforgettable in every seed (counted)")
 
 
@@ -301,7 +297,7 @@ def _ordering_finding(cells, name, sizes, num_train):
       f"most {LITTLE_COST} points more than by forgetting, averaged over the removal sizes",
       paired.claim_verdict(mean, 1, -LITTLE_COST),
       f"test accuracy, {NAMES[name]} − Forgetting (points), mean over the sizes "
-      f"{paired.format_difference(mean)}; per size: {listing(per_size)}")
+      f"{paired.format_difference(mean)}; per size: {paired.format_differences(per_size)}")
 
 
 def claims(removal_runs, window_runs, analysis, *, num_train) -> list[claims_lib.Finding]:

@@ -121,6 +121,12 @@ def format_difference(diff: PairedDifference | None, decimals: int = 2) -> str:
   return f"{diff.mean:+.{decimals}f} [{diff.low:+.{decimals}f}, {diff.high:+.{decimals}f}]"
 
 
+def format_differences(differences: dict, decimals: int = 2) -> str:
+  """'label +1.50 [+0.88, +2.12]; …' for {label: PairedDifference}: a claim's evidence."""
+  return "; ".join(f"{label} {format_difference(d, decimals)}"
+                   for label, d in differences.items())
+
+
 def by_seed(cell: dict, key: str) -> dict:
   """{seed: summary[key]} of a grid cell ({'seeds', 'summaries'})."""
   return {seed: summary[key] for seed, summary in zip(cell["seeds"], cell["summaries"])}
