@@ -19,7 +19,7 @@ ARG = "DATASET,scores" or "DATASET,METHOD,PRUNING_PERCENT":
   since 0.1 made this BatchNorm-free CNN diverge in some runs: 40 epochs for the scores,
   and 40 full-data epochs' worth of iterations, 7,040, on each coreset, so the grid fits in
   about half an hour on 2 CPU cores), ``fashion_mnist`` (the same protocol, **shortened to
-  fit a grid of about an hour on 2 CPU cores**: ``fashion_mnist_local``, a fixed random
+  fit a grid of an estimated hour on 2 CPU cores**: ``fashion_mnist_local``, a fixed random
   12,000 of its 54,000 training images, ``dataset.train_subset_size``, drawn with the split
   seed after the validation split and so the same for every seed; 6,000 validation /
   10,000 test; the example-forgetting MNIST CNN, the loader's normalisation and the
@@ -75,7 +75,7 @@ SCORE_EPOCHS = {"cifar10": 200, "mnist1d": 40, "fashion_mnist": 20, "imagenet201
 # validation split, which keeps its 6,000).
 TRAIN_SUBSET_SIZE = {"fashion_mnist": 12_000}
 # Fashion-MNIST: 10 full-data epochs' worth, 10 · ⌈12,000 / 256⌉ (no drop-last); 20 would
-# make its 113-run grid about two hours here.
+# make its 113-run grid an estimated two hours here (from a one-epoch run's seconds).
 CORESET_STEPS = {"cifar10": 40_000, "mnist1d": 7_040, "fashion_mnist": 470,
                  "imagenet2012": 300_000}
 # Iterations between validations of a coreset run (the references' test intervals;
