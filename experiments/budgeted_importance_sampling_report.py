@@ -176,26 +176,21 @@ SHORT_NAMES = {**METHOD_NAMES, "sgd": "SGD", "random": "Random", "coreset": "Cor
 ACCURACY = "accuracy difference (points)"
 
 
-def _differences(cells, compare, metric) -> dict:
+def _differences(cells, compare, metric="test_accuracy", *, complete=False) -> dict | None:
   """{label: paired difference a − b, seed by seed} of each (label, a, b) of ``compare``
-  whose two cells are both in ``cells``."""
-  out = {}
-  for label, a, b in compare:
-    values, baseline = _seeds(cells, a, metric), _seeds(cells, b, metric)
-    if values is not None and baseline is not None:
-      out[label] = paired.paired_difference(values, baseline)
-  return out
+  whose two cells are both in ``cells`` (None if none is, or, if ``complete``, if one is
+  missing)."""
+  return paired.differences(lambda key: _seeds(cells, key, metric), compare,
+                            partial=not complete)
 
 
-def _per_cell(cells, compare, direction, *, text, unit, metric="test_accuracy",
-              combine=paired.all_hold, complete=False, decimals=2):
+def _per_cell(cells, compare, direction, *, metric="test_accuracy", complete=False,
+              **finding):
   """A claim decided by one paired test a − b per (label, a, b) of ``compare``, combined
-  over the cells present (all of them if ``complete``); None if there are none."""
-  diffs = _differences(cells, compare, metric)
-  if not diffs or (complete and len(diffs) < len(compare)):
-    return None
-  verdict = combine(paired.claim_verdict(d, direction) for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs, decimals)}")
+  over the cells present (all of them if ``complete``); None if there are none.
+  ``finding``: ``claims.per_cell``'s text, unit, combine and decimals."""
+  return claims_lib.per_cell(_differences(cells, compare, metric, complete=complete),
+                             direction, **finding)
 
 
 def _no_better(finding):
@@ -223,7 +218,7 @@ def _augmentation_vs_sampler(cells, dataset, augmentations):
     return None
   diff = paired.paired_difference(_spread(augmented), _spread(samplers))
   versus = _differences(cells, [(AUGMENTATION_NAMES[a], key("unif", a), key("unif", "standard"))
-                                for a in augmentations if a != "standard"], "test_accuracy")
+                                for a in augmentations if a != "standard"])
   lowered = paired.all_hold(paired.claim_verdict(d, -1) for d in versus.values())
   evidence = (f"accuracy spread (max − min, points) over augmentations − over samplers "
               f"{paired.format_difference(diff)}; each augmentation − standard (unif-SGD): "
@@ -290,7 +285,7 @@ def claims(cells, dataset) -> list:
 def _step_lr_note(cells, dataset) -> list[str]:
   """How much of the step-LR ablation is the schedule alone (not a claim of the paper)."""
   key = lambda ablation: (dataset, "unif", "standard", MAIN_BUDGET, ablation)  # noqa: E731
-  diffs = _differences(cells, [("step − linear LR", key("step_lr"), key(""))], "test_accuracy")
+  diffs = _differences(cells, [("step − linear LR", key("step_lr"), key(""))])
   return [f"The step schedule alone, with unif-SGD: {paired.format_differences(diffs)} "
           "accuracy points "
           "(paired by seed); the step-LR ablation changes the schedule as well as the "

@@ -214,13 +214,7 @@ def _seeds(grid, calibration, percent, variant, key):
 def _differences(grid, pairs, key):
   """{label: PairedDifference} of cell a − cell b for each (label, a, b), a and b given as
   (calibration, percent, variant); None if any cell is missing."""
-  out = {}
-  for label, a, b in pairs:
-    values, baseline = _seeds(grid, *a, key), _seeds(grid, *b, key)
-    if values is None or baseline is None:
-      return None
-    out[label] = paired.paired_difference(values, baseline)
-  return out
+  return paired.differences(lambda cell: _seeds(grid, *cell, key), pairs)
 
 
 def _average_difference(grid, a_cells, b_cells, key):
@@ -235,12 +229,8 @@ def _average_difference(grid, a_cells, b_cells, key):
 def _per_cell(grid, key, direction, compare, margin=0.0, *, text, unit):
   """A claim made of one paired test per (label, a, b) of ``compare``: every part must
   hold; None if a cell is missing."""
-  diffs = _differences(grid, compare, key)
-  if diffs is None:
-    return None
-  verdict = paired.all_hold(paired.claim_verdict(d, direction, margin)
-                            for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs)}")
+  return claims_lib.per_cell(_differences(grid, compare, key), direction, margin,
+                             text=text, unit=unit)
 
 
 def claims(grid, subsets=SUBSETS) -> list:
@@ -278,19 +268,17 @@ def claims(grid, subsets=SUBSETS) -> list:
         grid, [topk(best, p) for p in subsets], [topk(o, p) for p in subsets], "test_ece")
         for o in CALIBRATED if o != best}
     if None not in diffs.values():
-      add(claims_lib.Finding(text, paired.all_hold(
-          paired.claim_verdict(d, direction) for d in diffs.values()),
-          f"mean ECE difference (points): {paired.format_differences(diffs)}"))
+      add(claims_lib.per_cell(diffs, direction, text=text,
+                              unit="mean ECE difference (points)"))
   gains = {c: _average_difference(grid, [(c, p, "target") for p in subsets],
                                   [topk(c, p) for p in subsets], "test_accuracy")
            for c in paper.CALIBRATIONS}
   if None not in gains.values():
-    add(claims_lib.Finding(
-        "Target guidance improves accuracy over the current model alone (every "
-        f"calibration, averaged over {sizes})",
-        paired.all_hold(paired.claim_verdict(d, 1) for d in gains.values()),
-        "accuracy gain of target-guided over self-scored (points): "
-        + paired.format_differences({SHORT[c]: d for c, d in gains.items()})))
+    add(claims_lib.per_cell(
+        {SHORT[c]: d for c, d in gains.items()}, 1,
+        text="Target guidance improves accuracy over the current model alone (every "
+             f"calibration, averaged over {sizes})",
+        unit="accuracy gain of target-guided over self-scored (points)"))
     gain = {c: {s: statistics.fmean(
         _seeds(grid, c, p, "target", "test_accuracy")[s]
         - _seeds(grid, *topk(c, p), "test_accuracy")[s] for p in subsets)
@@ -298,10 +286,9 @@ def claims(grid, subsets=SUBSETS) -> list:
         for c in paper.CALIBRATIONS}
     most = {f"LS − {SHORT[c]}": paired.paired_difference(gain["label_smoothing"], gain[c])
             for c in paper.CALIBRATIONS if c != "label_smoothing"}
-    add(claims_lib.Finding(
-        "...most for label smoothing (its gain exceeds every other calibration's)",
-        paired.all_hold(paired.claim_verdict(d, 1) for d in most.values()),
-        "difference of gains (points): " + paired.format_differences(most)))
+    add(claims_lib.per_cell(
+        most, 1, text="...most for label smoothing (its gain exceeds every other "
+                      "calibration's)", unit="difference of gains (points)"))
   add(_per_cell(
       grid, "test_accuracy", 1, [("10 % − 100 %", topk("none", 10), ("none", 100, ""))],
       margin=-1.5,

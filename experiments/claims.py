@@ -73,6 +73,17 @@ def attach(findings, *, paper: str, regime: str, table: str, command: str) -> li
                 evidence=f.evidence, table=table, command=command) for f in findings]
 
 
+def per_cell(diffs: dict | None, direction: int, margin: float = 0.0, *, text: str,
+             unit: str, combine=paired.all_hold, decimals: int = 2) -> Finding | None:
+  """A claim made of one paired test per part ({label: PairedDifference}, e.g. one per
+  cell), the parts' verdicts combined by ``combine`` (every part must hold, by default);
+  ``unit`` heads the evidence. None when there are no parts (a cell is missing)."""
+  if not diffs:
+    return None
+  verdict = combine(paired.claim_verdict(d, direction, margin) for d in diffs.values())
+  return Finding(text, verdict, f"{unit}: {paired.format_differences(diffs, decimals)}")
+
+
 def write(path: str, claims: list[Claim]) -> None:
   records = [dataclasses.asdict(c) for c in claims]
   files.write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")

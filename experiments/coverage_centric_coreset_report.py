@@ -137,22 +137,17 @@ def _differences(cells, compare) -> dict | None:
   """{label: PairedDifference} of test accuracy, cell a − cell b seed by seed, for each
   (label, a, b) of ``compare`` (a, b: (method, percent)); None if there is none or a cell
   is missing."""
-  if not compare or any(key not in cells for _, a, b in compare for key in (a, b)):
-    return None
-  return {label: paired.cell_difference(cells[a], cells[b], "test_accuracy")
-          for label, a, b in compare}
+  return paired.differences(
+      lambda key: paired.by_seed(cells[key], "test_accuracy") if key in cells else None,
+      compare)
 
 
 def _per_cell(cells, compare, direction, margin=0.0, *, text,
               unit) -> claims_lib.Finding | None:
   """A claim made of one paired test per (label, a, b) of ``compare``: every part must
   hold; None if a cell is missing."""
-  diffs = _differences(cells, compare)
-  if diffs is None:
-    return None
-  verdict = paired.all_hold(paired.claim_verdict(d, direction, margin)
-                            for d in diffs.values())
-  return claims_lib.Finding(text, verdict, f"{unit}: {paired.format_differences(diffs)}")
+  return claims_lib.per_cell(_differences(cells, compare), direction, margin, text=text,
+                             unit=unit)
 
 
 def claims(cells, *, percents=None) -> list[claims_lib.Finding]:

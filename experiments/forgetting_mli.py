@@ -35,6 +35,7 @@ from absl import app, flags, logging
 from configs.papers import example_forgetting as paper
 from experiments import claims as claims_lib
 from experiments import forgetting_mli_fashion_report as fashion_report
+from experiments import forgetting_mli_figures as report_figures
 from experiments import forgetting_mli_report as report
 from experiments import grid
 from jaxsel import artifacts, files, orderings, train
@@ -205,7 +206,7 @@ def main(argv):
   everything += fashion.runs if fashion else []
   grid.write_csv(_OUTPUT.value + ".csv", report.rows(everything))
   analysis = report.analyse(order_runs, noisy_runs, paths, num_train=num_train)
-  figures = report.figures(removal_runs, window_runs, analysis, _OUTPUT.value,
+  figures = report_figures.figures(removal_runs, window_runs, analysis, _OUTPUT.value,
                            num_train=num_train, fashion=fashion)
   findings = (report.claims(removal_runs, window_runs, analysis, num_train=num_train)
               + (fashion.findings if fashion else []))

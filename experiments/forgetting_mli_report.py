@@ -14,7 +14,7 @@ import numpy as np
 from experiments import claims as claims_lib
 from experiments import grid
 from experiments import paired
-from jaxsel import artifacts, orderings, plotting
+from jaxsel import artifacts, orderings
 
 PAPER_NAME = "Toneva et al. 2019, example forgetting (with max loss increase)"
 COMMAND = "python -m experiments.forgetting_mli"
@@ -127,13 +127,6 @@ def _acc(cell) -> tuple[float, float]:
   return grid.stats(cell, "test_accuracy")
 
 
-def _curve(cells, name, sizes, num_train):
-  points = [cells[("none", 0, 0)]] + [cells[(name, r, 0)] for r in sizes]
-  return {"label": NAMES[name], "color": COLORS[name],
-          "x": [0.0] + [100.0 * r / num_train for r in sizes],
-          "y": [_acc(c)[0] for c in points], "yerr": [_acc(c)[1] for c in points]}
-
-
 def _sizes(removal_runs) -> list[int]:
   return sorted({r["removed"] for r in removal_runs if r["removed"]})
 
@@ -148,62 +141,6 @@ def _histogram_series(analysis) -> list[dict]:
   return [{"label": "seed 0", "counts": analysis["per_seed_counts"][0], "color": "tab:blue"},
           {"label": f"sum over {len(analysis['per_seed_counts'])} seeds",
            "counts": analysis["summed_counts"], "color": "tab:green"}]
-
-
-def figures(removal_runs, window_runs, analysis, prefix: str, *, num_train: int,
-            fashion=None) -> dict:
-  cells, sizes = _cells(removal_runs + window_runs), _sizes(removal_runs)
-  names = [n for n in NAMES if all((n, r, 0) in cells for r in sizes)]
-  written = {}
-  path = prefix + "_removal.png"
-  plotting.line_panels([("MNIST-1D, test accuracy after removal (mean ± std over seeds)",
-                         [_curve(cells, n, sizes, num_train) for n in names])],
-                       path, xlabel="training examples removed (%)",
-                       ylabel="test accuracy (%)")
-  written["removal"] = os.path.basename(path)
-  window = window_runs[0]["removed"] if window_runs else None
-  if window:
-    series = []
-    for name in sorted({r["ordering"] for r in window_runs}):
-      starts, _ = _window_points(cells, analysis, name, window, num_train)
-      accs = [_acc(cells[(name, window, k)]) for k in starts]
-      series.append({"label": NAMES[name], "color": COLORS[name],
-                     "x": [100.0 * k / num_train for k in starts],
-                     "y": [a for a, _ in accs], "yerr": [s for _, s in accs]})
-    if ("random", window, 0) in cells:
-      mean, std = _acc(cells[("random", window, 0)])
-      series.append({"label": "Random", "color": COLORS["random"], "linestyle": "--",
-                     "x": [0.0, 100.0 * (num_train - window) / num_train],
-                     "y": [mean, mean], "yerr": [std, std]})
-    path = prefix + "_window.png"
-    plotting.line_panels([(f"removing {100 * window // num_train} % from rank k", series)],
-                         path, xlabel="window start k (% of the ordering)",
-                         ylabel="test accuracy (%)")
-    written["window"] = os.path.basename(path)
-  noise = analysis["noise"][0]
-  path = prefix + "_forgetting_histogram.png"
-  panels = [("MNIST-1D, clean labels", _histogram_series(analysis)),
-            (f"MNIST-1D, 20 % label noise, seed {noise['seed']}",
-             [{"label": "noisy labels", "counts": noise["noisy_counts"], "color": "tab:red"},
-              {"label": "clean labels", "counts": noise["clean_counts"],
-               "color": "tab:blue"}])]
-  if fashion:
-    panels.append(("Fashion-MNIST", fashion.histogram))
-  plotting.count_histograms(panels, path, xlabel="forgetting events", max_count=20)
-  written["histogram"] = os.path.basename(path)
-  path = prefix + "_noise.png"
-  series = []
-  for name in NOISE_KEYS:
-    shares = [[run["shares"][name][p] for run in analysis["noise"]] for p in TOP_PERCENTS]
-    series.append({"label": NAMES[name], "color": COLORS[name], "x": list(TOP_PERCENTS),
-                   "y": [statistics.fmean(s) for s in shares],
-                   "yerr": [statistics.pstdev(s) for s in shares]})
-  series.append({"label": "base rate", "color": "black", "linestyle": ":",
-                 "x": list(TOP_PERCENTS), "y": [noise["noise_rate"]] * len(TOP_PERCENTS)})
-  plotting.line_panels([("share of changed labels among the highest scores", series)], path,
-                       xlabel="top p % of the ordering", ylabel="noisy labels (%)")
-  written["noise"] = os.path.basename(path)
-  return written
 
 
 def _fmt(cell) -> str:
@@ -223,22 +160,19 @@ def _by_seed(cells, name, r) -> dict | None:
 def removal_differences(cells, name, other, sizes, num_train) -> dict | None:
   """{'r %': paired difference of test accuracy, removing r by ``name`` − by ``other``}; None
   if there is no size or a cell is missing."""
-  pairs = {f"{100 * r // num_train} %": (_by_seed(cells, name, r), _by_seed(cells, other, r))
-           for r in sizes}
-  if not pairs or any(None in pair for pair in pairs.values()):
-    return None
-  return {label: paired.paired_difference(*pair) for label, pair in pairs.items()}
+  return paired.differences(lambda key: _by_seed(cells, *key),
+                            [(f"{100 * r // num_train} %", (name, r), (other, r))
+                             for r in sizes])
 
 
 def removal_finding(cells, name, other, sizes, num_train, *, text, margin=0.0, more=""):
   """Removing by ``name`` costs less (or at most −``margin`` more) than by ``other``, every
   size a paired test; ``more`` ends the evidence. None if a cell is missing."""
-  if not (diffs := removal_differences(cells, name, other, sizes, num_train)):
-    return None
-  return claims_lib.Finding(text, paired.all_hold(
-      paired.claim_verdict(d, 1, margin) for d in diffs.values()),
-      f"test accuracy, {NAMES.get(name, 'no removal')} − {NAMES.get(other, 'no removal')} "
-      f"(points): {paired.format_differences(diffs)}{more}")
+  finding = claims_lib.per_cell(
+      removal_differences(cells, name, other, sizes, num_train), 1, margin, text=text,
+      unit=f"test accuracy, {NAMES.get(name, 'no removal')} − "
+           f"{NAMES.get(other, 'no removal')} (points)")
+  return finding and finding._replace(evidence=finding.evidence + more)
 
 
 def _removal_finding(cells, analysis, sizes, num_train):
@@ -251,8 +185,9 @@ def _removal_finding(cells, analysis, sizes, num_train):
            f"first: removing up to {CLAIMED_REMOVAL} % loses less than {LITTLE_COST} points, "
            "at every size (the paper: 30-35 % of CIFAR-10 with < 0.2 points lost)",
       more=(f"; beyond {CLAIMED_REMOVAL} % (not part of the claim): "
-            f"{paired.format_differences(rest)}" if rest else "") + f"; {analysis['unforgettable_all_seeds']:.1f} % of the "
-      "examples are unforgettable in every seed (counted)")
+            f"{paired.format_differences(rest)}" if rest else "")
+      + f"; {analysis['unforgettable_all_seeds']:.1f} % of the examples are unforgettable "
+      "in every seed (counted)")
 
 
 def _noise_finding(noise):

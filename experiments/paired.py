@@ -127,6 +127,22 @@ def format_differences(differences: dict, decimals: int = 2) -> str:
                    for label, d in differences.items())
 
 
+def differences(seeds_of, compare, *, partial: bool = False) -> dict | None:
+  """{label: paired difference a − b} for each (label, a, b) of ``compare``, where
+  ``seeds_of(key)`` gives a cell's {seed: value} or None when the grid lacks it. A missing
+  cell makes the whole result None, unless ``partial``: then its pair is left out (and an
+  empty result is None too)."""
+  out = {}
+  for label, a, b in compare:
+    values, baseline = seeds_of(a), seeds_of(b)
+    if values is None or baseline is None:
+      if not partial:
+        return None
+      continue
+    out[label] = paired_difference(values, baseline)
+  return out or None
+
+
 def by_seed(cell: dict, key: str) -> dict:
   """{seed: summary[key]} of a grid cell ({'seeds', 'summaries'})."""
   return {seed: summary[key] for seed, summary in zip(cell["seeds"], cell["summaries"])}

@@ -47,3 +47,18 @@ def test_grids_without_a_claims_file_are_listed_as_not_decided():
   for table, command in claims.GRIDS.items():  # every grid named exists as a module
     module = command.split()[2].rstrip(",")
     assert os.path.exists(module.replace(".", "/") + ".py"), (table, module)
+
+
+def test_per_cell_combines_each_parts_verdict():
+  up = paired.paired_difference({0: 2.0, 1: 3.0, 2: 2.5}, {0: 1.0, 1: 1.0, 2: 1.0})
+  open_ = paired.paired_difference({0: 2.0, 1: 0.0, 2: 1.0}, {0: 1.0, 1: 1.0, 2: 1.0})
+  finding = claims.per_cell({"up": up, "open": open_}, 1, text="a beats b", unit="Δ (points)")
+  # "up" holds (+1.50 [+0.26, +2.74]); "open" (+1, −1, 0) does not decide: not every part.
+  assert finding.verdict == paired.UNDECIDED
+  assert finding.evidence == "Δ (points): up +1.50 [+0.26, +2.74]; open +0.00 [-2.48, +2.48]"
+  assert claims.per_cell({"up": up, "open": open_}, 1, text="t", unit="u",
+                         combine=paired.some_hold).verdict == paired.HOLDS
+  # With a margin of −2 "up" ([+0.26, +2.74]) lies wholly above it.
+  assert claims.per_cell({"up": up}, 1, -2.0, text="t", unit="u").verdict == paired.HOLDS
+  assert claims.per_cell(None, 1, text="t", unit="u") is None
+  assert claims.per_cell({}, 1, text="t", unit="u") is None

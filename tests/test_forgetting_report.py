@@ -180,3 +180,20 @@ def test_average_ranks_and_spearman():
                                 [3.5, 1.0, 3.5, 2.0])
   assert report.spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
   assert report.spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+
+
+def test_figures_draw_every_panel(tmp_path):
+  from experiments import forgetting_mli_figures  # pylint: disable=import-outside-toplevel
+  runs = _runs(_accuracy())
+  counts = [np.arange(NUM_TRAIN) % 5 for _ in SEEDS]
+  analysis = {**_analysis(), "per_seed_counts": counts, "summed_counts": np.sum(counts, 0)}
+  for noise in analysis["noise"]:
+    noise["shares"] = {name: {p: 10.0 * p for p in report.TOP_PERCENTS}
+                       for name in report.NOISE_KEYS}
+    noise.update(noisy_counts=np.array([3, 4, 5]), clean_counts=np.array([0, 0, 1]))
+  written = forgetting_mli_figures.figures(
+      [r for r in runs if not r["k"]], [r for r in runs if r["k"]], analysis,
+      str(tmp_path / "f"), num_train=NUM_TRAIN)
+  assert written == {"removal": "f_removal.png", "window": "f_window.png",
+                     "histogram": "f_forgetting_histogram.png", "noise": "f_noise.png"}
+  assert all((tmp_path / name).stat().st_size > 1000 for name in written.values())

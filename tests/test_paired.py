@@ -98,3 +98,18 @@ def test_some_hold_needs_one_alternative():
   assert paired.some_hold([paired.UNDECIDED, paired.HOLDS]) == paired.HOLDS
   assert paired.some_hold([paired.DOES_NOT_HOLD, paired.UNDECIDED]) == paired.UNDECIDED
   assert paired.some_hold([paired.DOES_NOT_HOLD] * 2) == paired.DOES_NOT_HOLD
+
+
+def test_differences_of_cells_by_key():
+  cells = {"a": {0: 2.0, 1: 3.0}, "b": {0: 1.0, 1: 1.0}, "c": {0: 0.0, 1: 4.0}}
+  compare = [("a − b", "a", "b"), ("c − b", "c", "b"), ("a − missing", "a", "zz")]
+  with_all = compare[:2]
+  diffs = paired.differences(cells.get, with_all)
+  assert list(diffs) == ["a − b", "c − b"]
+  assert diffs["a − b"].mean == pytest.approx(1.5)  # differences 1 and 2
+  assert diffs["c − b"].mean == pytest.approx(1.0)  # differences −1 and 3
+  # A missing cell: nothing at all, unless partial, which leaves that pair out.
+  assert paired.differences(cells.get, compare) is None
+  assert list(paired.differences(cells.get, compare, partial=True)) == ["a − b", "c − b"]
+  assert paired.differences(cells.get, [("x", "zz", "a")], partial=True) is None
+  assert paired.differences(cells.get, []) is None
