@@ -80,3 +80,13 @@ def test_the_search_runs_are_the_augmentation_grids_own():
       assert length.arg(augmentation) in labels
       assert length.run_dir("runs/b", epochs, augmentation, SEEDS[0]) == \
           budgeted.grid.run_dir(run_plan.root, length.arg(augmentation), SEEDS[0])
+    # The same configs as the search's runs, or the grid would refuse their workdirs.
+    overrides = {label: fields for label, _, fields in cells}
+    for augmentation in ("standard", *length.AUGMENTED):
+      arg = length.arg(augmentation)
+      assert budgeted.grid.config_of(paper.get_config, arg, 1, overrides[arg]) == \
+          budgeted.grid.config_of(paper.get_config, arg, 1, {"train.num_epochs": epochs})
+    sparse = budgeted.grid.config_of(paper.get_config, f"{length.DATASET},unif,ricap,0.3", 1,
+                                     overrides[f"{length.DATASET},unif,ricap,0.3"])
+    assert sparse.eval.every_epochs == budgeted.AUGMENTATION_EVAL_EVERY == 5
+    assert sparse.train.num_epochs == epochs

@@ -104,6 +104,22 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny_config, tmp_path, 
       _without_timings(reference)
 
 
+def test_sparser_evaluation_leaves_training_and_the_last_numbers_unchanged(tiny_config,
+                                                                          tmp_path):
+  # Long grids evaluate every k epochs to save time; evaluation must not touch training,
+  # and the last epoch is always evaluated.
+  every = train.train_and_evaluate(tiny_config, str(tmp_path / "every"))
+  sparse_config = override(tiny_config, **{"eval.every_epochs": 2})
+  sparse = train.train_and_evaluate(sparse_config, str(tmp_path / "sparse"))
+  every_records, sparse_records = _records(str(tmp_path / "every")), _records(
+      str(tmp_path / "sparse"))
+  assert ["val_accuracy" in r for r in sparse_records] == [False, True, True]
+  assert [r["train_loss"] for r in sparse_records] == [r["train_loss"] for r in every_records]
+  assert _without_timings(sparse_records[-1]) == _without_timings(every_records[-1])
+  assert sparse["test_accuracy"] == every["test_accuracy"]
+  assert sparse["test_ece"] == every["test_ece"]
+
+
 def test_time_checkpoints_resume_from_scratch_to_the_same_numbers(tiny_config, tmp_path):
   # With the default trigger (every 60 s) a short run checkpoints only at its end, so a
   # run killed before then starts again from epoch 0, and still ends the same.
