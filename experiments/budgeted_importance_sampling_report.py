@@ -9,6 +9,7 @@ part naming an ablation.
 import math
 
 from configs.papers import budgeted_importance_sampling as paper
+from experiments import budgeted_importance_sampling as budgeted
 from experiments import claims as claims_lib
 from experiments import grid, paired
 from jaxsel import files
@@ -173,125 +174,6 @@ def _paper_table() -> list[str]:
 
 
 SHORT_NAMES = {**METHOD_NAMES, "sgd": "SGD", "random": "Random", "coreset": "Core-set"}
-ACCURACY = "accuracy difference (points)"
-
-
-def _differences(cells, compare, metric="test_accuracy", *, complete=False) -> dict | None:
-  """{label: paired difference a − b, seed by seed} of each (label, a, b) of ``compare``
-  whose two cells are both in ``cells`` (None if none is, or, if ``complete``, if one is
-  missing)."""
-  return paired.differences(lambda key: _seeds(cells, key, metric), compare,
-                            partial=not complete)
-
-
-def _per_cell(cells, compare, direction, *, metric="test_accuracy", complete=False,
-              **finding):
-  """A claim decided by one paired test a − b per (label, a, b) of ``compare``, combined
-  over the cells present (all of them if ``complete``); None if there are none.
-  ``finding``: ``claims.per_cell``'s text, unit, combine and decimals."""
-  return claims_lib.per_cell(_differences(cells, compare, metric, complete=complete),
-                             direction, **finding)
-
-
-def _no_better(finding):
-  """A "does not beat" claim is tested in the direction of "worse": say what an
-  inconclusive verdict means for it."""
-  if finding is None or finding.verdict != paired.UNDECIDED:
-    return finding
-  return finding._replace(evidence=finding.evidence + " (inconclusive: consistent with the "
-                          "claim, but not evidence for it)")
-
-
-def _spread(values) -> dict:
-  """{seed: max − min over the cells} of [{seed: value}] on the seeds every cell has."""
-  seeds = set.intersection(*(set(v) for v in values))
-  return {s: max(v[s] for v in values) - min(v[s] for v in values) for s in seeds}
-
-
-def _augmentation_vs_sampler(cells, dataset, augmentations):
-  """Claim 3: the per-seed accuracy spread over augmentations (unif-SGD, 30 %) minus the
-  spread over the samplers (standard, 30 %), paired by seed."""
-  key = lambda m, a: (dataset, m, a, MAIN_BUDGET, "")  # noqa: E731
-  samplers = [_seeds(cells, key(m, "standard")) for m in ("unif", "p", "c")]
-  augmented = [_seeds(cells, key("unif", a)) for a in augmentations]
-  if len(augmentations) < 2 or None in samplers + augmented:
-    return None
-  diff = paired.paired_difference(_spread(augmented), _spread(samplers))
-  versus = _differences(cells, [(AUGMENTATION_NAMES[a], key("unif", a), key("unif", "standard"))
-                                for a in augmentations if a != "standard"])
-  lowered = paired.all_hold(paired.claim_verdict(d, -1) for d in versus.values())
-  evidence = (f"accuracy spread (max − min, points) over augmentations − over samplers "
-              f"{paired.format_difference(diff)}; each augmentation − standard (unif-SGD): "
-              + paired.format_differences(versus)
-              + ("; every added augmentation lowers accuracy here, so the larger spread is a "
-                 "loss, not a gain" if lowered == paired.HOLDS else ""))
-  return claims_lib.Finding(
-      "Data augmentation matters more than the sampler at a 30 % budget: the accuracy "
-      "spread over augmentations (unif-SGD) exceeds the spread over unif/p/c-SGD (standard "
-      "augmentation)", paired.claim_verdict(diff, 1), evidence)
-
-
-def claims(cells, dataset) -> list:
-  """The paper's claims on ``dataset``, each decided seed by seed (``experiments.paired``):
-  a list of ``claims.Finding``. A claim over several cells is decided on the cells the
-  grid holds (its evidence lists them); one with none of its cells is left out."""
-  augmentations = _augmentations(cells, dataset)
-  key = lambda m, a="standard", b=MAIN_BUDGET, ablation="": (  # noqa: E731
-      dataset, m, a, b, ablation)
-  settings = [(a, MAIN_BUDGET) for a in augmentations]
-  settings += [("standard", b) for b in BUDGETS if b != MAIN_BUDGET]
-  found = []
-
-  def add(finding):
-    if finding is not None:
-      found.append(finding)
-
-  for method in ("p", "c", "sb"):  # selective backprop also samples by difficulty
-    name = SHORT_NAMES[method]
-    add(_no_better(_per_cell(
-        cells, [(f"{AUGMENTATION_NAMES[a]} {100 * b:.0f} %", key(method, a, b),
-                 key("unif", a, b)) for a, b in settings], -1,
-        text=f"Importance sampling does not beat uniform sampling: {name} is no better "
-             "than unif-SGD at the same budget and augmentation, in any cell (tested as "
-             f"{name} − unif-SGD < 0 in every cell)",
-        unit=f"{ACCURACY}, {name} − unif-SGD")))
-  add(_per_cell(
-      cells, [(AUGMENTATION_NAMES[a], key("unif", a), key("sgd", b=1.0))
-              for a in augmentations if a != "standard"], 1, combine=paired.some_hold,
-      text="With a 30 % budget, uniform sampling with a suitable augmentation surpasses "
-           "100 %-budget standard training (some augmentation's unif-SGD − SGD 100 % "
-           "standard > 0)",
-      unit=f"{ACCURACY}, unif-SGD 30 % − SGD 100 % standard"))
-  add(_augmentation_vs_sampler(cells, dataset, augmentations))
-  for baseline, figure in (("random", "a fixed random subset"),
-                           ("coreset", "a fixed core-set (CCS on the accumulated margin)")):
-    add(_per_cell(
-        cells, [(f"{100 * b:.0f} %", key("unif", b=b), key(baseline, b=b)) for b in BUDGETS],
-        1, text=f"unif-SGD beats {figure} of the same size, at every budget (Figure 1)",
-        unit=f"{ACCURACY}, unif-SGD − {SHORT_NAMES[baseline]}"))
-  steps = [(label, key("p", ablation=a), key("p", ablation=b))
-           for label, b, a in zip(ABLATION_STEPS, ABLATION_ORDER, ABLATION_ORDER[1:])]
-  add(_per_cell(
-      cells, steps, 1, metric="coverage_entropy", complete=True, decimals=3,
-      text="Each ingredient that brings p-SGD closer to uniform raises H(c) (step LR → "
-           "linear, last value → average, no ε → ε; Figure 1, right)",
-      unit="H(c) difference (nats)"))
-  add(_per_cell(
-      cells, steps, 1, complete=True,
-      text="...and each one raises accuracy (the same steps)", unit=ACCURACY))
-  return found
-
-
-def _step_lr_note(cells, dataset) -> list[str]:
-  """How much of the step-LR ablation is the schedule alone (not a claim of the paper)."""
-  key = lambda ablation: (dataset, "unif", "standard", MAIN_BUDGET, ablation)  # noqa: E731
-  diffs = _differences(cells, [("step − linear LR", key("step_lr"), key(""))])
-  return [f"The step schedule alone, with unif-SGD: {paired.format_differences(diffs)} "
-          "accuracy points "
-          "(paired by seed); the step-LR ablation changes the schedule as well as the "
-          "sampling.", ""] if diffs else []
-
-
 SETTINGS = {
     "fashion_mnist": "Fashion-MNIST (54,000 training / 6,000 validation / 10,000 test images), "
                      "the example-forgetting MNIST CNN (21,840 parameters)",
@@ -343,52 +225,83 @@ def seeds_note(cells, datasets) -> str:
   return "; ".join(f"{DATASET_NAMES[d]}, {_seeds_text(s)}" for d, s in seeds.items())
 
 
+def fewer_seeds_note(cells, dataset) -> str:
+  """' Fewer seeds: …' naming the dataset's cells with fewer seeds than the most any has
+  (the augmentation grid runs the cells no claim uses on 3), or ''."""
+  counts = {key: len(cell["seeds"]) for key, cell in cells.items() if key[0] == dataset}
+  most = max(counts.values(), default=0)
+  fewer = [f"{SHORT_NAMES[m]} {AUGMENTATION_NAMES[a]} {100 * b:.0f} % ({n})"
+           for (_, m, a, b, ablation), n in counts.items() if n < most and not ablation]
+  return f" Fewer seeds (no claim is decided on these cells): {', '.join(fewer)}." if fewer \
+      else ""
+
+
 def regime(cells, dataset) -> str:
   """One line: the data, model, length and seeds the dataset's claims were tested on."""
   return (f"{REGIMES[dataset]}, {dataset_epochs(cells, dataset)} epochs, lr 0.05, linear "
           f"decay per step; {len(dataset_seeds(cells, dataset))} seeds")
 
 
-def claim_records(cells, datasets, *, table: str) -> list:
+def claim_records(cells, datasets, *, table: str, command: str = COMMAND) -> list:
   """Every dataset's claims as ``claims.Claim`` records, each with its dataset's regime."""
+  claims = _claims_module().claims
   return [claim for d in datasets for claim in claims_lib.attach(
       claims(cells, d), paper=PAPER_NAME, regime=regime(cells, d), table=table,
-      command=COMMAND)]
+      command=command)]
 
 
 def _dataset_section(cells, dataset) -> list[str]:
   epochs = dataset_epochs(cells, dataset)
   return [
       f"## {DATASET_NAMES[dataset]}", "",
-      f"{SETTINGS[dataset]}, {epochs} epochs; {_seeds_text(dataset_seeds(cells, dataset))}.",
+      f"{SETTINGS[dataset]}, {epochs} epochs; {_seeds_text(dataset_seeds(cells, dataset))}."
+      + fewer_seeds_note(cells, dataset),
       "", "### The 30 % column (test accuracy %, last epoch, mean ± std over seeds)", "",
       *_column_table(cells, dataset, _augmentations(cells, dataset)), "",
       "### Budgets, standard augmentation", "", *_budget_table(cells, dataset), "",
       "### What each method cost (30 %, standard)", "",
       *_cost_table(cells, dataset, NUM_TRAIN[dataset], epochs), "",
       "### Coverage entropy H(c) of p-SGD and its ablations (Figure 1, right)", "",
-      *_entropy_table(cells, dataset), "", *_step_lr_note(cells, dataset)]
+      *_entropy_table(cells, dataset), "", *_claims_module().step_lr_note(cells, dataset)]
 
 
-def markdown(results, *, figure_paths, minutes, csv_name) -> str:
+def _scale_note(augmentation_grid: bool) -> str:
+  """What the grid's lengths were chosen for."""
+  if augmentation_grid:
+    return ("The long augmentation grid (`--cells=augmentation`): budgeted SGD, unif-SGD, "
+            "p-SGD and selective backprop at 30 % and SGD at 100 %, each with every "
+            "augmentation, at the length chosen by `python -m experiments.budgeted_length` "
+            "([budgeted_length_fashion_mnist.md](budgeted_length_fashion_mnist.md)), whose "
+            "100 % runs these are. Its 30 % runs validate every "
+            f"{budgeted.AUGMENTATION_EVAL_EVERY} epochs (the last always), which leaves their last-epoch numbers unchanged. "
+            "Run times are rough (the machine may be shared). Still far shorter training "
+            "than the paper's 200 ResNet-18 epochs on CIFAR: absolute accuracies and the "
+            "size of every gap belong to this scale.")
+  return ("The default lengths (10 epochs on Fashion-MNIST, 30 on MNIST-1D) were sized for "
+          "a grid of about 90 minutes on this machine, which the runs may share with other "
+          "work, so run times are rough. That is far shorter training than the paper's 200 "
+          "ResNet-18 epochs: absolute accuracies and the size of every gap belong to this "
+          "scale.")
+
+
+def markdown(results, *, figure_paths, minutes, csv_name, command: str = COMMAND,
+             augmentation_grid: bool = False) -> str:
   cells = _cells(results)
   datasets = [d for d in DATASET_NAMES if any(k[0] == d for k in cells)]
   lines = [
-      "# Budgeted importance sampling: Fashion-MNIST and MNIST-1D", "",
+      "# Budgeted importance sampling: "
+      + " and ".join(DATASET_NAMES[d] for d in datasets), "",
       "Arazo et al., \"How Important is Importance Sampling for Deep Budgeted Training?\" "
       "(BMVC 2021), ALGORITHMS.md section B. Every epoch trains on ⌊b · N⌋ examples for a "
       "fixed number of epochs; SGD with a budget stops after the same number of steps. All "
       "runs: SGD momentum 0.9, weight decay 1e-4, batch 128 with drop-last, the learning "
       "rate decayed linearly per step to 1e-6 at the last step (B.6), lr 0.05.", "",
-      f"    {COMMAND}   # the whole grid, resumable",
+      f"    {command}   # the whole grid, resumable",
       "    python -m jaxsel.main --config=configs/papers/budgeted_importance_sampling.py:"
       "fashion_mnist,p,ricap,0.3 --workdir=DIR --config.seed=66446573   # one run", "",
       f"{len(results)} runs, {minutes:.0f} minutes of run time on a 2-core CPU; "
-      f"{seeds_note(cells, datasets)}. Every cell's command is in `{csv_name}`. The default "
-      "lengths (10 epochs on Fashion-MNIST, 30 on MNIST-1D) were sized for a grid of about "
-      "90 minutes on this machine, which the runs may share with other work, so run times "
-      "are rough. That is far shorter training than the paper's 200 ResNet-18 epochs: "
-      "absolute accuracies and the size of every gap belong to this scale.", "",
+      f"{seeds_note(cells, datasets)}. Every cell's command is in `{csv_name}`. "
+      + _scale_note(augmentation_grid), "",
       "How jaxsel runs the paper's methods:", "",
       "- **unif-SGD / p-SGD / c-SGD**: a new subset each epoch, drawn without replacement by "
       "Gumbel-top-k from the weights of B.4 (difficulty = running mean of 1 − p_y from the "
@@ -418,18 +331,27 @@ def markdown(results, *, figure_paths, minutes, csv_name) -> str:
             "augmentation) were not available to this reproduction.", ""]
   # One claims list for both datasets: each claim names the dataset it was tested on.
   findings = [f._replace(text=f"{DATASET_NAMES[d]}: {f.text}") for d in datasets
-              for f in claims(cells, d)]
+              for f in _claims_module().claims(cells, d)]
   lines += claims_lib.section(findings, seeds_note=seeds_note(cells, datasets))
   return "\n".join(lines) + "\n"
+
+
+def _claims_module():
+  """Imported when used: the claims build on this module's cell look-ups."""
+  # pylint: disable-next=import-outside-toplevel
+  from experiments import budgeted_importance_sampling_claims
+  return budgeted_importance_sampling_claims
 
 
 def _name(path: str) -> str:
   return path.rsplit("/", 1)[-1]
 
 
-def write(results, output: str) -> None:
+def write(results, output: str, *, command: str = COMMAND,
+          augmentation_grid: bool = False) -> None:
   """The csv, figures, markdown and ``_claims.json`` of ``results`` at path prefix
-  ``output``."""
+  ``output``; ``command`` reruns the grid (``--cells=augmentation`` if
+  ``augmentation_grid``)."""
   if not results:
     print("no finished runs to report")
     return
@@ -441,9 +363,10 @@ def write(results, output: str) -> None:
   figure_paths = figures_lib.figures(cells, output, datasets)
   minutes = sum(r["wall_seconds"] for r in results) / 60
   name = _name(output)
-  files.write_text(output + ".md", markdown(results, figure_paths=figure_paths,
-                                            minutes=minutes, csv_name=name + ".csv"))
+  files.write_text(output + ".md", markdown(
+      results, figure_paths=figure_paths, minutes=minutes, csv_name=name + ".csv",
+      command=command, augmentation_grid=augmentation_grid))
   claims_lib.write(output + "_claims.json",
-                   claim_records(cells, datasets, table=name + ".md"))
+                   claim_records(cells, datasets, table=name + ".md", command=command))
   print(f"wrote {output}.md, .csv and _claims.json ({len(results)} runs, {minutes:.0f} min "
         "of runs)")

@@ -8,6 +8,7 @@ import pytest
 
 from configs.papers import budgeted_importance_sampling as paper
 from experiments import budgeted_importance_sampling as experiment
+from experiments import budgeted_importance_sampling_claims as claims
 from experiments import budgeted_importance_sampling_report as report
 from experiments import paired
 
@@ -64,7 +65,7 @@ def test_importance_sampling_claim_follows_the_paired_intervals():
   # c-SGD − unif-SGD with standard: per seed −0.4, +0.1, +0.6: mean +0.10, sd 0.5,
   # half-width t_{0.975,2} · sd / √3 = 4.303 · 0.5 / 1.732 = 1.24: [−1.14, +1.34], which
   # spans 0; with mixup −0.5 in every seed. One part open, one holding: inconclusive.
-  findings = report.claims(_cells(
+  findings = claims.claims(_cells(
       {**BASE, "mnist1d,p,standard,0.3": 97.5, "mnist1d,p,mixup,0.3": 96.0,
        "mnist1d,c,standard,0.3": 97.1, "mnist1d,c,mixup,0.3": 97.0},
       jitter={"mnist1d,c,standard,0.3": (-0.5, 0.0, 0.5)}), "mnist1d")
@@ -80,7 +81,7 @@ def test_importance_sampling_claim_follows_the_paired_intervals():
   assert c_sgd.evidence.endswith("(inconclusive: consistent with the claim, but not "
                                  "evidence for it)")
   # Worse than uniform in every cell: the claim holds.
-  worse = report.claims(_cells({**BASE, "mnist1d,p,standard,0.3": 96.5,
+  worse = claims.claims(_cells({**BASE, "mnist1d,p,standard,0.3": 96.5,
                                 "mnist1d,p,mixup,0.3": 97.0}), "mnist1d")
   assert _importance(worse, "p-SGD").verdict == paired.HOLDS
 
@@ -88,7 +89,7 @@ def test_importance_sampling_claim_follows_the_paired_intervals():
 def test_selective_backprop_is_held_to_the_same_claim():
   # Selective backprop − unif-SGD: +0.4 with standard augmentation in every seed: it beats
   # uniform there, so "does not beat uniform" does not hold for it.
-  findings = report.claims(_cells({**BASE, "mnist1d,sb,standard,0.3": 97.4}), "mnist1d")
+  findings = claims.claims(_cells({**BASE, "mnist1d,sb,standard,0.3": 97.4}), "mnist1d")
   sb = _importance(findings, "Selective backprop")
   assert sb.verdict == paired.DOES_NOT_HOLD and "standard 30 % +0.40" in sb.evidence
 
@@ -98,20 +99,20 @@ def test_augmentation_claim_holds_when_some_augmentation_beats_the_full_budget()
   # sd 0.1, half-width 4.303 · 0.1 / √3 = 0.25: [+0.05, +0.55], above 0. RICAP is 2 points
   # below, but the claim asks for a suitable augmentation: one is enough.
   accuracy = {**BASE, "mnist1d,unif,mixup,0.3": 98.3, "mnist1d,unif,ricap,0.3": 96.0}
-  findings = report.claims(_cells(accuracy, jitter={"mnist1d,unif,mixup,0.3": (-0.1, 0, 0.1)}),
+  findings = claims.claims(_cells(accuracy, jitter={"mnist1d,unif,mixup,0.3": (-0.1, 0, 0.1)}),
                            "mnist1d")
   claim = _finding(findings, "With a 30 % budget, uniform sampling")
   assert claim.verdict == paired.HOLDS
   assert claim.evidence == ("accuracy difference (points), unif-SGD 30 % − SGD 100 % "
                             "standard: mixup +0.30 [+0.05, +0.55]; RICAP -2.00 [-2.00, -2.00]")
-  below = report.claims(_cells({**accuracy, "mnist1d,unif,mixup,0.3": 97.5}), "mnist1d")
+  below = claims.claims(_cells({**accuracy, "mnist1d,unif,mixup,0.3": 97.5}), "mnist1d")
   assert _finding(below, "With a 30 % budget").verdict == paired.DOES_NOT_HOLD
 
 
 def test_augmentation_matters_more_than_the_sampler_by_the_per_seed_spread():
   # Samplers at 30 %, standard: 97.0 / 97.2 / 97.1, a spread of 0.2 in every seed; unif-SGD
   # with standard / mixup: 97.0 / 95.0, a spread of 2.0: +1.80, and all of it a loss.
-  findings = report.claims(_cells(
+  findings = claims.claims(_cells(
       {**BASE, "mnist1d,unif,mixup,0.3": 95.0, "mnist1d,p,standard,0.3": 97.2,
        "mnist1d,c,standard,0.3": 97.1}), "mnist1d")
   claim = _finding(findings, "Data augmentation matters more than the sampler")
@@ -129,14 +130,14 @@ def test_unif_against_a_fixed_subset_with_five_seeds():
   seeds = paper.SEED_POOL[:5]
   accuracy = {"mnist1d,unif,standard,0.2": 97.5, "mnist1d,random,standard,0.2": 97.0}
   jitter = {"mnist1d,unif,standard,0.2": (-0.4, -0.2, 0.0, 0.2, 0.4)}
-  claim = _finding(report.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
+  claim = _finding(claims.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
                    "unif-SGD beats a fixed random subset")
   assert claim.verdict == paired.HOLDS
   assert claim.evidence == ("accuracy difference (points), unif-SGD − Random: "
                             "20 % +0.50 [+0.11, +0.89]")
   # Every budget must hold: the random subset 0.3 points ahead at 50 % turns it.
   accuracy.update({"mnist1d,unif,standard,0.5": 97.7, "mnist1d,random,standard,0.5": 98.0})
-  claim = _finding(report.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
+  claim = _finding(claims.claims(_cells(accuracy, jitter=jitter, seeds=seeds), "mnist1d"),
                    "unif-SGD beats a fixed random subset")
   assert claim.verdict == paired.DOES_NOT_HOLD
   assert claim.evidence.endswith("; 50 % -0.30 [-0.30, -0.30]")
@@ -149,7 +150,7 @@ ABLATION_LABELS = {a: "mnist1d,p,standard,0.3" + (f",{a}" if a else "")
 def test_entropy_claim_checks_each_step_of_the_ablation_order():
   accuracy = {label: 97.0 for label in ABLATION_LABELS.values()}
   rising = dict(zip(ABLATION_LABELS.values(), (10.0, 10.2, 10.5, 10.6)))
-  findings = report.claims(_cells(accuracy, entropy=rising), "mnist1d")
+  findings = claims.claims(_cells(accuracy, entropy=rising), "mnist1d")
   entropy = _finding(findings, "Each ingredient that brings p-SGD closer to uniform")
   assert entropy.verdict == paired.HOLDS
   assert entropy.evidence == ("H(c) difference (nats): linear − step LR +0.200 [+0.200, "
@@ -159,7 +160,7 @@ def test_entropy_claim_checks_each_step_of_the_ablation_order():
   assert _finding(findings, "...and each one raises accuracy").verdict == paired.UNDECIDED
   falling = {**rising, ABLATION_LABELS[""]: 10.1}
   worse = {**accuracy, ABLATION_LABELS[""]: 96.0}
-  findings = report.claims(_cells(worse, entropy=falling), "mnist1d")
+  findings = claims.claims(_cells(worse, entropy=falling), "mnist1d")
   assert _finding(findings, "Each ingredient").verdict == paired.DOES_NOT_HOLD
   accuracy_claim = _finding(findings, "...and each one raises accuracy")
   assert accuracy_claim.verdict == paired.DOES_NOT_HOLD
@@ -167,7 +168,7 @@ def test_entropy_claim_checks_each_step_of_the_ablation_order():
 
 
 def test_a_partial_grid_leaves_out_the_claims_it_cannot_check():
-  findings = report.claims(_cells({"mnist1d,unif,standard,0.3": 97.0,
+  findings = claims.claims(_cells({"mnist1d,unif,standard,0.3": 97.0,
                                    "mnist1d,p,standard,0.3": 96.0}), "mnist1d")
   assert [f.text.split(":")[0] for f in findings] == [
       "Importance sampling does not beat uniform sampling"]
