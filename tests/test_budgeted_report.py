@@ -242,3 +242,60 @@ def test_per_dataset_values_name_one_dataset_or_all():
   assert experiment.per_dataset(["fashion_mnist=5"], ["mnist1d"]) == {}
   with pytest.raises(ValueError, match="unknown dataset 'cifar10'"):
     experiment.per_dataset(["cifar10=5"], both)
+
+
+def test_the_augmentation_grid_runs_five_seeds_only_where_a_claim_is_decided():
+  run_plan = experiment.plan("fashion_mnist_small", "runs/b", epochs=100,
+                             seeds=paper.SEED_POOL[:5])
+  counts = {label: len(experiment.cell_seeds(run_plan, label, only_augmentation=True))
+            for label, _, _ in experiment.planned_runs(run_plan, only_augmentation=True)}
+  few = {label for label, n in counts.items() if n == experiment.FEW_SEEDS == 3}
+  assert few == {f"fashion_mnist_small,sgd,{a},0.3" for a in paper.AUGMENTATIONS} | {
+      f"fashion_mnist_small,sgd,{a},1" for a in ("mixup", "ricap", "randaugment")}
+  assert counts["fashion_mnist_small,sgd,standard,1"] == 5  # the claims' 100 % baseline
+  assert {counts[f"fashion_mnist_small,{m},ricap,0.3"] for m in ("unif", "p", "sb")} == {5}
+  # The whole grid keeps every seed in every cell.
+  assert experiment.cell_seeds(run_plan, "fashion_mnist_small,sgd,ricap,0.3",
+                               only_augmentation=False) == paper.SEED_POOL[:5]
+
+
+class _Flag:
+  def __init__(self, name, value, default):
+    self.name, self.value, self.default = name, value, default
+
+  def serialize(self):
+    return f"--{self.name}={','.join(self.value) if isinstance(self.value, list) else self.value}"
+
+
+def test_the_command_line_names_only_the_flags_that_were_changed():
+  values = {"datasets": (["fashion_mnist_small"], ["fashion_mnist", "mnist1d"]),
+            "seeds": (["1"], ["1"]), "num_seeds": (["5"], []), "epochs": ([], []),
+            "cells": ("augmentation", "all"), "workdir": ("runs/b", "runs/b"),
+            "output": ("out/x", "experiments/results/budgeted_importance_sampling")}
+  args = {name: _Flag(name, *pair) for name, pair in values.items()}
+  assert experiment.command_line(args) == (
+      "python -m experiments.budgeted_importance_sampling --datasets=fashion_mnist_small "
+      "--num_seeds=5 --cells=augmentation --output=out/x")
+
+
+def test_the_augmentation_grids_page_names_its_command_scope_and_fewer_seeds():
+  five = (0, 1, 2, 3, 4)
+  results = (_results({"fashion_mnist_small,sgd,standard,1": 88.0,
+                       "fashion_mnist_small,unif,ricap,0.3": 84.0,
+                       "fashion_mnist_small,p,ricap,0.3": 84.5}, seeds=five, epochs=100)
+             + _results({"fashion_mnist_small,sgd,ricap,0.3": 83.0,
+                         "fashion_mnist_small,sgd,ricap,1": 86.0}, epochs=100))
+  command = "python -m experiments.budgeted_importance_sampling --cells=augmentation"
+  page = report.markdown(results, figure_paths={}, minutes=1.0, csv_name="x.csv",
+                         command=command, augmentation_grid=True)
+  assert page.startswith("# Budgeted importance sampling: Fashion-MNIST, 12,000 images\n")
+  assert f"    {command}   # the whole grid, resumable" in page
+  assert "The long augmentation grid (`--cells=augmentation`)" in page
+  assert "validate every 5 epochs" in page and "The default lengths" not in page
+  assert ("Fewer seeds (no claim is decided on these cells): SGD RICAP 30 % (3), "
+          "SGD RICAP 100 % (3).") in page
+  assert "100 epochs; 5 seeds: 0, 1, 2, 3, 4." in page
+  cells = report._cells(results)  # pylint: disable=protected-access
+  (record, *_) = report.claim_records(cells, ["fashion_mnist_small"], table="x.md",
+                                      command=command)
+  assert record.command == command
